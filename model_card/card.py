@@ -1,0 +1,380 @@
+"""Build the model card of a finished run from its results.json (and sweep table), nothing typed by hand.
+
+The metadata goes through `ModelCardData` + `EvalResult`, so the Hub gets a valid `model-index`
+that `ModelCard.load` reads back; the body is `template.md` rendered by `ModelCard.from_template`
+with tables prepared here, and the figures are written beside README.md so they upload with it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from model_card import plots
+from model_card.analysis import ErrorAnalysis, analyse
+from model_card.citations import citations_for
+
+TEMPLATE = Path(__file__).with_name("template.md")
+RESULTS_FILE = "results.json"
+CARD_FILE = "README.md"
+IMDB_ID = "stanfordnlp/imdb"
+IMDB_TEST_SIZE = 25_000
+CARD_METRICS = ("accuracy", "f1", "precision", "recall")
+METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall", "roc_auc": "ROC AUC"}
+HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+GENERIC_DIR_NAMES = {"model", "models", "checkpoint", "final", "output", "weights"}
+SPLITS = ("train", "validation", "test")
+SOFTWARE = ("python", "torch", "transformers", "peft", "accelerate", "datasets")
+
+
+class CardError(Exception):
+    """A run directory the card cannot be built from; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """What the run was fine-tuned from: a Hub id when known, else a local folder's name."""
+
+    name: str
+    hub_id: str | None
+    name_or_path: str | None = None
+
+    @property
+    def markdown(self) -> str:
+        if self.hub_id:
+            return f"[`{self.hub_id}`](https://huggingface.co/{self.hub_id})"
+        origin = f"; config `_name_or_path`: `{self.name_or_path}`" if self.name_or_path else ""
+        return f"`{self.name}` (a local model{origin})"
+
+
+def load_results(run_dir: Path) -> dict[str, Any]:
+    """results.json is written last by the training command, so its presence means the run finished."""
+    if not run_dir.is_dir():
+        raise CardError(f"Run directory {run_dir} does not exist.")
+    path = run_dir / RESULTS_FILE
+    if not path.is_file():
+        raise CardError(f"{path} is missing: the run in {run_dir} has not finished (or is not a training run).")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CardError(f"{path} is not valid JSON ({err}).") from err
+
+
+def is_hub_id(name: str) -> bool:
+    return bool(HUB_ID.match(name)) and not Path(name).exists()
+
+
+def resolve_base_model(name: str, override: str | None = None) -> BaseModel:
+    """A Hub id stays as is; a local folder is shown by its name and the `_name_or_path` of its config."""
+    if override:
+        return BaseModel(override, override)
+    if is_hub_id(name):
+        return BaseModel(name, name)
+    path = Path(name)
+    shown = path.parent.name if path.name.lower() in GENERIC_DIR_NAMES and path.parent.name else path.name
+    config = path / "config.json"
+    name_or_path = json.loads(config.read_text()).get("_name_or_path") if config.is_file() else None
+    return BaseModel(shown or name, None, name_or_path or None)
+
+
+def dataset_id(name: str) -> str:
+    """The Hub id of the training data: the project trains on IMDb, a local folder is a copy or sample of it."""
+    return name if is_hub_id(name) and "/" in name else IMDB_ID
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """One number format for the whole card, so tests can compare the card with results.json."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def escape_cell(text: str, limit: int = 300) -> str:
+    """Review text inside a Markdown table: no HTML, no pipes, no emphasis markers, one line."""
+    text = re.sub(r"<br\s*/?>", " ", text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit(" ", 1)[0] + " …"
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
+
+
+def eval_results(results: dict[str, Any], dataset: str) -> list[EvalResult]:
+    """Test-split metrics with task, dataset, split and metric types filled in, as the Hub requires."""
+    test = results["metrics"]["test"]
+    n_test = test.get("num_examples") or results["dataset"]["splits"]["test"]
+    dataset_name = "IMDb" if n_test == IMDB_TEST_SIZE else f"IMDb ({n_test:,} test reviews)"
+    keys = [*CARD_METRICS, *(["roc_auc"] if test.get("roc_auc") is not None else [])]
+    return [
+        EvalResult(
+            task_type="text-classification",
+            task_name="Sentiment Analysis",
+            dataset_type=dataset,
+            dataset_name=dataset_name,
+            dataset_split="test",
+            metric_type=key,
+            metric_value=test[key],
+            metric_name=f"Test {METRIC_NAMES[key]}",
+            metric_args={"pos_label": "POSITIVE"} if key in ("f1", "precision", "recall") else None,
+        )
+        for key in keys
+    ]
+
+
+def card_data(results: dict[str, Any], model_name: str, base: BaseModel, license_id: str) -> ModelCardData:
+    dataset = dataset_id(results["dataset"]["name"])
+    method = results["method"]
+    tags = ["text-classification", "sentiment-analysis", "imdb", "movie-reviews", f"{method}-fine-tuning"]
+    if method == "lora":
+        tags += ["peft", "lora"]
+    return ModelCardData(
+        model_name=model_name,
+        license=license_id,
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=tags,
+        datasets=[dataset],
+        metrics=list(CARD_METRICS),
+        base_model=base.hub_id,
+        eval_results=eval_results(results, dataset),
+    )
+
+
+# ---------------------------------------------------------------- body tables
+
+
+def metrics_row(label: str, split: str, m: dict[str, Any]) -> list[str]:
+    return [label, split, fmt(m.get("num_examples")), *(fmt(m.get(k)) for k in (*CARD_METRICS, "roc_auc", "loss"))]
+
+
+def results_rows(results: dict[str, Any]) -> list[list[str]]:
+    metrics = results["metrics"]
+    rows = []
+    if metrics.get("baseline"):
+        rows.append(metrics_row("Before fine-tuning (baseline)", "test", metrics["baseline"]))
+    rows.append(metrics_row("Fine-tuned (best checkpoint)", "validation", metrics["validation"]))
+    rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"]))
+    return rows
+
+
+def per_class_rows(test: dict[str, Any]) -> list[list[str]]:
+    rows = [
+        [label, fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]), fmt(c["support"])]
+        for label, c in test["per_class"].items()
+    ]
+    support = sum(c["support"] for c in test["per_class"].values())
+    rows.append(["macro average", fmt(test.get("precision_macro")), fmt(test.get("recall_macro")),
+                 fmt(test.get("f1_macro")), fmt(support)])
+    rows.append(["weighted F1", "", "", fmt(test.get("f1_weighted")), fmt(support)])
+    return rows
+
+
+def find_sweep(run_dir: Path, sweep: Path | None) -> Path | None:
+    """A sweep writes OUT/<preset>/ run dirs beside OUT/sweep.csv, so a sweep member finds it one level up."""
+    if sweep is not None:
+        if not sweep.is_file():
+            raise CardError(f"Sweep table {sweep} does not exist.")
+        return sweep
+    candidate = run_dir.parent / "sweep.csv"
+    return candidate if candidate.is_file() else None
+
+
+def sweep_rows(path: Path, preset: str | None) -> list[list[str]]:
+    """Every configuration of the sweep in the sweep's order (best validation F1 first), this run in bold."""
+    table = pd.read_csv(path)
+    summary = path.with_name("sweep.json")
+    best = json.loads(summary.read_text()).get("best_preset") if summary.is_file() else None
+    rows = []
+    for r in table.to_dict("records"):
+        name = f"`{r['preset']}`" + (" (best)" if r["preset"] == best else "")
+        if r["preset"] == preset:
+            name = f"**{name}, this model**"
+        rows.append([
+            name, f"{r['learning_rate']:g}", fmt(int(r["batch_size"])), f"{r['epochs']:g}",
+            fmt(r.get("validation_f1")), *(fmt(float(r[k])) for k in CARD_METRICS), duration(float(r["train_runtime_s"])),
+        ])
+    return rows
+
+
+def dataset_rows(dataset: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for split in SPLITS:
+        if split not in dataset["splits"]:
+            continue
+        counts = dataset.get("label_counts", {}).get(split, {})
+        length = dataset.get("length", {}).get(split, {})
+        words, tokens = length.get("words", {}), length.get("tokens", {})
+        over = length.get("over_max_length_share")
+        rows.append([
+            split, fmt(dataset["splits"][split]), fmt(counts.get("NEGATIVE")), fmt(counts.get("POSITIVE")),
+            fmt(words.get("mean"), 1), fmt(words.get("median"), 0), fmt(words.get("p90"), 0), fmt(words.get("max"), 0),
+            fmt(tokens.get("mean"), 1), fmt(tokens.get("p90"), 0),
+            "–" if over is None else f"{over:.1%}",
+        ])
+    return rows
+
+
+def bucket_rows(errors: ErrorAnalysis) -> list[list[str]]:
+    return [[b.label, fmt(b.count), fmt(b.accuracy), fmt(b.errors)] for b in errors.buckets]
+
+
+def example_rows(errors: ErrorAnalysis) -> list[list[str]]:
+    return [[e.label, e.pred, fmt(e.confidence, 3), fmt(e.n_words), escape_cell(e.text)] for e in errors.examples]
+
+
+METHOD_SHORT = {"full": "full fine-tuning", "lora": "LoRA", "head": "a linear probe (frozen encoder, trained head)"}
+METHODS = {
+    "full": "full fine-tuning (every weight of the encoder and the classification head is trained)",
+    "lora": "LoRA: low-rank adapters on the attention layers plus the classification head are trained, "
+    "the pretrained weights stay frozen; the adapters are merged into the published weights",
+    "head": "a linear probe: the pretrained encoder is frozen and only the classification head is trained",
+}
+
+
+def setup_rows(results: dict[str, Any]) -> list[list[str]]:
+    model, env, timings = results["model"], results["environment"], results["timings"]
+    device = env.get("device", "–")
+    if device == "cpu":
+        hardware = f"CPU ({env['cpu_count']} cores)" if env.get("cpu_count") else "CPU"
+    else:
+        hardware = f"{env.get('num_devices', 1)} × {device}"
+    return [
+        ["Method", METHODS.get(results["method"], results["method"])],
+        ["Trainable parameters", f"{model['trainable_parameters']:,} of {model['num_parameters']:,} "
+                                 f"({model['trainable_share']:.2%})"],
+        ["Max sequence length", f"{model['max_length']} tokens, truncation: `{model['truncation']}`"],
+        ["Hardware", hardware + (f", {env['world_size']} processes" if env.get("world_size", 1) > 1 else "")],
+        ["Precision", str(results["hyperparameters"].get("precision", "–"))],
+        ["Training time", f"{duration(timings.get('train_runtime_s'))} "
+                          f"(whole run incl. evaluation: {duration(timings.get('total_runtime_s'))})"],
+        ["Training throughput", f"{fmt(timings.get('train_samples_per_second'), 1)} samples/s, "
+                                f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s"],
+        ["Test inference", f"{fmt(timings.get('test_samples_per_second'), 1)} samples/s "
+                           f"({duration(timings.get('test_runtime_s'))} for the test split)"],
+        ["Best checkpoint", f"step {results['best_checkpoint_step']}"
+                            if results.get("best_checkpoint_step") is not None else "last step"],
+        ["Software", ", ".join(f"{k} {env[k]}" for k in SOFTWARE if env.get(k))],
+    ]
+
+
+def hyperparameter_rows(hyperparameters: dict[str, Any]) -> list[list[str]]:
+    return [[f"`{k}`", f"{v:g}" if isinstance(v, float) else str(v)] for k, v in hyperparameters.items()]
+
+
+def lora_rows(lora: dict[str, Any] | None) -> list[list[str]]:
+    if not lora:
+        return []
+    return [["rank `r`", str(lora["r"])], ["`alpha`", str(lora["alpha"])],
+            ["scale alpha / r", f"{lora['alpha'] / lora['r']:g}"], ["dropout", f"{lora['dropout']:g}"],
+            ["target modules", ", ".join(f"`{m}`" for m in lora["target_modules"])]]
+
+
+# ---------------------------------------------------------------- the card
+
+
+def accuracy_interval(test: dict[str, Any]) -> float | None:
+    """Half-width of the 95% normal-approximation interval: tells how much a small test set can be trusted."""
+    n, p = test.get("num_examples"), test["accuracy"]
+    return 1.96 * math.sqrt(p * (1 - p) / n) if n else None
+
+
+def default_repo_id(run_dir: Path) -> str:
+    return f"YOUR_USERNAME/{run_dir.resolve().name}"
+
+
+def default_space_id(repo_id: str) -> str:
+    """The demo Space is expected beside the model, named after it with a `-demo` suffix."""
+    return f"{repo_id}-demo"
+
+
+def build_card(
+    run_dir: Path,
+    repo_id: str | None = None,
+    space_id: str | None = None,
+    sweep: Path | None = None,
+    base_model: str | None = None,
+    license_id: str = "apache-2.0",
+) -> Path:
+    """Write README.md and its figures into `run_dir`; returns the README path."""
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    repo_id = repo_id or default_repo_id(run_dir)
+    space_id = space_id or default_space_id(repo_id)
+    model_name = repo_id.split("/")[-1]
+    base = resolve_base_model(results["base_model"], base_model)
+    metrics, dataset, model = results["metrics"], results["dataset"], results["model"]
+    test = metrics["test"]
+    errors = analyse(run_dir, model["max_length"])
+    sweep_path = find_sweep(run_dir, sweep)
+    truncated = errors.buckets[-1] if errors else None
+
+    images = {
+        "confusion_matrix": plots.confusion_matrix(
+            test["confusion_matrix"], run_dir / plots.CONFUSION_MATRIX, f"Test split ({test['num_examples']:,} reviews)"
+        ),
+        "training_curves": plots.training_curves(
+            results.get("log_history", []), results.get("best_checkpoint_step"), run_dir / plots.TRAINING_CURVES
+        ),
+    }
+    if dataset.get("length_histogram"):
+        images["length_histogram"] = plots.length_histogram(dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM)
+
+    card = ModelCard.from_template(
+        card_data(results, model_name, base, license_id),
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        space_id=space_id,
+        base=base,
+        dataset_id=dataset_id(dataset["name"]),
+        dataset_local=None if is_hub_id(dataset["name"]) else dataset["name"],
+        r=results,
+        test=test,
+        baseline=metrics.get("baseline"),
+        method_short=METHOD_SHORT.get(results["method"], results["method"]),
+        accuracy_interval=accuracy_interval(test),
+        full_test_size=IMDB_TEST_SIZE,
+        fmt=fmt,
+        results_rows=results_rows(results),
+        per_class_rows=per_class_rows(test),
+        sweep_rows=sweep_rows(sweep_path, results.get("preset")) if sweep_path else None,
+        dataset_rows=dataset_rows(dataset),
+        setup_rows=setup_rows(results),
+        hyperparameter_rows=hyperparameter_rows(results["hyperparameters"]),
+        lora_rows=lora_rows(model.get("lora")),
+        errors=errors,
+        bucket_rows=bucket_rows(errors) if errors else [],
+        example_rows=example_rows(errors) if errors else [],
+        truncated=truncated,
+        over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
+        images=images,
+        citations=citations_for(base, results["method"]),
+    )
+    path = run_dir / CARD_FILE
+    card.save(path)
+    return path

@@ -1,0 +1,96 @@
+"""The card's figures, drawn from results.json with matplotlib's Agg backend (no display needed).
+
+Small PNGs (about 100 dpi) because they are uploaded beside the card and shown inline on the Hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+LABELS = ("NEGATIVE", "POSITIVE")
+COLORS = {"NEGATIVE": "#d1495b", "POSITIVE": "#00798c"}
+DPI = 100
+SPLIT_ORDER = ("train", "validation", "test")
+
+CONFUSION_MATRIX = "confusion_matrix.png"
+TRAINING_CURVES = "training_curves.png"
+LENGTH_HISTOGRAM = "length_histogram.png"
+
+
+def _save(fig: plt.Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path.name
+
+
+def confusion_matrix(matrix: list[list[int]], path: Path, title: str) -> str:
+    """Counts and row shares: the share tells the per-class recall at a glance."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    ax.imshow(matrix, cmap="Blues")
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        for j, count in enumerate(row):
+            dark = count > 0.5 * max(max(r) for r in matrix)
+            ax.text(j, i, f"{count}\n{count / total:.1%}", ha="center", va="center",
+                    color="white" if dark else "black", fontsize=10)
+    ax.set_xticks(range(len(LABELS)), LABELS)
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _series(log_history: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(entry["step"], entry[key]) for entry in log_history if key in entry and "step" in entry]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def training_curves(log_history: list[dict[str, Any]], best_step: int | None, path: Path) -> str:
+    """Loss (training and validation) beside the validation metrics, against the optimizer step."""
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, label in (("loss", "training loss"), ("eval_loss", "validation loss")):
+        steps, values = _series(log_history, key)
+        if steps:
+            loss_ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=label)
+    for key in ("eval_accuracy", "eval_f1", "eval_precision", "eval_recall", "eval_roc_auc"):
+        steps, values = _series(log_history, key)
+        if steps:
+            metric_ax.plot(steps, values, marker="o", markersize=3, label=key.removeprefix("eval_"))
+    for ax, title in ((loss_ax, "Loss"), (metric_ax, "Validation metrics")):
+        if best_step is not None:
+            ax.axvline(best_step, color="grey", linestyle=":", label=f"best checkpoint (step {best_step})")
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def length_histogram(histograms: dict[str, dict[str, list[float]]], path: Path) -> str:
+    """Review length in words by label, one panel per split, from the histogram counts the run stored."""
+    splits = sorted(histograms, key=lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 3.2), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        hist = histograms[split]
+        edges = hist["bin_edges_words"]
+        widths = [hi - lo for lo, hi in zip(edges, edges[1:])]
+        for offset, label in enumerate(LABELS):
+            lefts = [lo + offset * w / 2 for lo, w in zip(edges, widths)]
+            ax.bar(lefts, hist[label], width=[w / 2 for w in widths], align="edge", color=COLORS[label], label=label)
+        ax.set_xlabel("review length (words)")
+        ax.set_ylabel("reviews")
+        ax.set_title(f"{split} split", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
