@@ -69,16 +69,19 @@ def _length_buckets(df: pd.DataFrame, max_length: int) -> list[LengthBucket]:
 
 
 def _short_examples(wrong: pd.DataFrame) -> list[Example]:
-    """The most confident short mistakes of each kind: short so they fit in a table and can be read."""
+    """The most confident short mistakes of each kind: short so they fit in a table and can be read.
+
+    Reviews of at most EXAMPLE_MAX_WORDS words, or the shortest ones when there are too few of those.
+    """
     examples = []
     for label, pred in (("NEGATIVE", "POSITIVE"), ("POSITIVE", "NEGATIVE")):
         rows = wrong[(wrong["label"] == label) & (wrong["pred"] == pred)]
-        short = rows[rows["n_words"] <= EXAMPLE_MAX_WORDS]
-        chosen = (short if len(short) else rows.nsmallest(EXAMPLES_PER_KIND, "n_words")).nlargest(
-            EXAMPLES_PER_KIND, "confidence"
-        )
+        pool = rows[rows["n_words"] <= EXAMPLE_MAX_WORDS]
+        if len(pool) < EXAMPLES_PER_KIND:
+            pool = rows.nsmallest(EXAMPLES_PER_KIND, "n_words")
         examples += [
-            Example(r.text, r.label, r.pred, float(r.confidence), int(r.n_words)) for r in chosen.itertuples()
+            Example(r.text, r.label, r.pred, float(r.confidence), int(r.n_words))
+            for r in pool.nlargest(EXAMPLES_PER_KIND, "confidence").itertuples()
         ]
     return examples
 
