@@ -3,7 +3,7 @@
 Everything (model, tokenizer, card, figures, results.json, the LoRA adapter) goes up in a single
 `create_commit`, so a failure half-way leaves the repo as it was: the Hub only records a commit
 once all its files are uploaded. The token is checked with `whoami` before anything is created,
-and a repo or branch this call created is removed again if the commit fails.
+and a repo this call created is removed again if the commit fails.
 
 Every failure a user can fix is raised as `PublishError` with one sentence; the token never
 appears in a message.
@@ -23,6 +23,7 @@ from model_card.card import CardError, build_card, load_results
 # The HTTP library's base error (httpx in huggingface_hub 1.x, httpx2 in 2.x): connection refused,
 # timeouts and resets are its subclasses. Taken from HfHubHTTPError so both majors work.
 TRANSPORT_ERROR: type[Exception] = HfHubHTTPError.__bases__[0]
+HUB_ERRORS = (HfHubHTTPError, TRANSPORT_ERROR, OSError)
 
 # What a pipeline-ready repo needs at its root, plus the card and what it shows. Checkpoints,
 # logs and the prediction tables stay local.
@@ -103,7 +104,7 @@ def publish(
     api = HfApi(token=token)
     try:
         api.whoami()
-    except (HfHubHTTPError, TRANSPORT_ERROR, OSError) as err:
+    except HUB_ERRORS as err:
         raise PublishError(_explain(err, repo_id)) from None
 
     try:
@@ -116,28 +117,30 @@ def publish(
     message = (f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, "
                f"test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}")
 
-    created_repo = created_branch = False
+    created_repo = False
     try:
         existed = api.repo_exists(repo_id)
         api.create_repo(repo_id, private=private, exist_ok=True)
         created_repo = not existed
-        if revision and revision not in {ref.name for ref in api.list_repo_refs(repo_id).branches}:
-            api.create_branch(repo_id, branch=revision)
-            created_branch = True
+        if revision and revision != "main":
+            # A new branch starts from main, so before the commit it publishes nothing new.
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.create_commit(repo_id, operations, commit_message=message,
                                    commit_description=f"Trained with:\n\n    {results['command']}", revision=revision)
-    except (HfHubHTTPError, TRANSPORT_ERROR, OSError) as err:
-        _roll_back(api, repo_id, revision, created_repo, created_branch)
-        raise PublishError(_explain(err, repo_id)) from None
+    except (*HUB_ERRORS, RuntimeError) as err:
+        # huggingface_hub wraps a failed LFS upload in a RuntimeError; any other RuntimeError is a bug.
+        cause = err.__cause__ if isinstance(err, RuntimeError) else err
+        if not isinstance(cause, HUB_ERRORS):
+            raise
+        if created_repo:
+            _delete_quietly(api, repo_id)
+        raise PublishError(_explain(cause, repo_id)) from None
     return commit.commit_url
 
 
-def _roll_back(api: HfApi, repo_id: str, revision: str | None, created_repo: bool, created_branch: bool) -> None:
-    """Remove the empty repo or branch this call created, so a failed push leaves the Hub as it was."""
+def _delete_quietly(api: HfApi, repo_id: str) -> None:
+    """Remove the empty repo this call created, so a failed first push leaves the Hub as it was."""
     try:
-        if created_repo:
-            api.delete_repo(repo_id, missing_ok=True)
-        elif created_branch and revision:
-            api.delete_branch(repo_id, branch=revision)
-    except (HfHubHTTPError, TRANSPORT_ERROR, OSError):
-        pass  # best effort: the Hub is unreachable or refused; the original error is what matters
+        api.delete_repo(repo_id, missing_ok=True)
+    except HUB_ERRORS:
+        pass  # best effort: the repo holds no file of the run either way, and the original error matters
