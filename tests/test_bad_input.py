@@ -1,0 +1,96 @@
+"""Each input mistake ends with one sentence naming the problem and the fix, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SAMPLE_DIR
+
+
+def run_cli(*args: str, module: str = "train") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def assert_one_sentence(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def write_split_files(folder: Path, train: pd.DataFrame, test: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reviews() -> pd.DataFrame:
+    return pd.read_parquet(SAMPLE_DIR / "test.parquet").head(20)
+
+
+def base_args(model: Path, data: Path, out: Path) -> list[str]:
+    return ["--model_name_or_path", str(model), "--dataset_name", str(data), "--output_dir", str(out),
+            "--max_length", "32", "--max_steps", "1", "--report_to", "none", "--baseline", "false"]  # fmt: skip
+
+
+def test_missing_dataset_path(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli(*base_args(tiny_model_dir, tmp_path / "nowhere" / "data.csv", tmp_path / "out"))
+    assert_one_sentence(proc, "does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_text_column(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
+    data = write_split_files(tmp_path / "data", reviews, reviews)
+    proc = run_cli(*base_args(tiny_model_dir, data, tmp_path / "out"), "--text_column", "review")
+    assert_one_sentence(proc, "'review'", "--text_column")
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_outside_two_classes(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
+    bad = reviews.assign(label=reviews["label"].map({0: "neg", 1: "neutral"}))
+    data = write_split_files(tmp_path / "data", bad, reviews)
+    assert_one_sentence(run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")), "'neutral'", "two classes")
+
+
+def test_empty_and_single_class_data(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
+    empty = write_split_files(tmp_path / "empty", reviews.head(0), reviews)
+    assert_one_sentence(run_cli(*base_args(tiny_model_dir, empty, tmp_path / "out")), "empty")
+    single = write_split_files(tmp_path / "single", reviews[reviews["label"] == 1], reviews)
+    assert_one_sentence(run_cli(*base_args(tiny_model_dir, single, tmp_path / "out")), "one class")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_preset(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--preset", "fastest")
+    assert_one_sentence(proc, "'fastest'", "standard")
+
+
+def test_missing_model(tmp_path: Path) -> None:
+    proc = run_cli(*base_args(tmp_path / "no-model", SAMPLE_DIR, tmp_path / "out"))
+    assert_one_sentence(proc, "no-model")
+
+
+def test_output_dir_holding_a_finished_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, out))
+    assert_one_sentence(proc, "finished run", "--overwrite_output_dir")
+    assert [p.name for p in out.iterdir()] == ["results.json"]
+
+
+def test_predict_bad_inputs(tmp_path: Path) -> None:
+    assert_one_sentence(run_cli("--model", "x", "--file", str(tmp_path / "none.csv"), module="train.predict"),
+                        "does not exist")  # fmt: skip
+    assert_one_sentence(run_cli("--model", "x", "--text", "   ", module="train.predict"), "nothing to classify")
+    proc = run_cli("--model", str(tmp_path / "missing-model"), "--text", "fine", module="train.predict")
+    assert_one_sentence(proc, "could not load model")

@@ -1,0 +1,246 @@
+"""Every option of the training command, in one place.
+
+Four dataclasses parsed by `HfArgumentParser`, in the transformers examples' flag convention.
+Defaults come, lowest first, from the dataclasses below, a preset (`presets.yaml`), a
+`--config` file (YAML or JSON, the same keys as the flags), and the command line.
+
+The training options are a curated set rather than all of `transformers.TrainingArguments`:
+they are the ones this task needs, with defaults chosen for it (best model by F1, early
+stopping, precision picked from the hardware), and `to_training_arguments` maps them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from transformers import HfArgumentParser
+
+from train.errors import UserError
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+LABELS = ("NEGATIVE", "POSITIVE")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="distilbert-base-uncased",
+        metadata={"help": "Hub id or local folder of any encoder that AutoModelForSequenceClassification loads."},
+    )
+    method: str = field(
+        default="full",
+        metadata={
+            "help": "full: train every weight; lora: low-rank adapters (peft) plus the classifier head, "
+            "saved merged; head: frozen encoder, classifier head only (the cheap baseline).",
+            "choices": ["full", "lora", "head"],
+        },
+    )
+    max_length: int = field(default=512, metadata={"help": "Longest input in tokens, special tokens included."})
+    truncation: str = field(
+        default="head",
+        metadata={
+            "help": "How a review longer than max_length is cut: keep its start (head), its end (tail), "
+            "or both (head_tail: the first --head_tokens and the rest from the end).",
+            "choices": ["head", "tail", "head_tail"],
+        },
+    )
+    head_tokens: int = field(
+        default=128, metadata={"help": "With --truncation head_tail: tokens kept from the start of the review."}
+    )
+    attn_implementation: Optional[str] = field(
+        default=None, metadata={"help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager."}
+    )
+
+
+@dataclass
+class LoraArguments:
+    """LoRA settings, used with --method lora (the shape of TRL's reusable peft config)."""
+
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA branch."})
+    lora_target_modules: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Linear layers to adapt. Default: found from the architecture "
+            "(q_lin/v_lin for DistilBERT, query/value for BERT and RoBERTa, q_proj/v_proj elsewhere)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str = field(
+        default="stanfordnlp/imdb",
+        metadata={
+            "help": "Hub dataset id, or a local folder: train/test files (parquet, csv, tsv, jsonl) "
+            "or the original aclImdb layout (train/pos, train/neg, test/pos, test/neg)."
+        },
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_file: Optional[str] = field(default=None, metadata={"help": "A train file (parquet, csv, tsv, jsonl)."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "A test file (parquet, csv, tsv, jsonl)."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the review text."})
+    label_column: str = field(
+        default="label", metadata={"help": "Column holding the label: 0/1, neg/pos or negative/positive."}
+    )
+    validation_size: float = field(
+        default=0.1,
+        metadata={"help": "Held out of train for model selection (stratified): a fraction, or a count if >= 1."},
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Stratified train subset size."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Stratified validation subset size."})
+    max_test_samples: Optional[int] = field(
+        default=None, metadata={"help": "Stratified test subset size (default: the whole official test split)."}
+    )
+    clean_html: bool = field(default=True, metadata={"help": "Replace the reviews' <br /> tags with spaces."})
+
+
+@dataclass
+class RunArguments:
+    output_dir: str = field(default="runs/imdb-sentiment", metadata={"help": "Where the model and results go."})
+    preset: Optional[str] = field(
+        default=None, metadata={"help": "Named hyperparameters from train/presets.yaml (see --list_presets)."}
+    )
+    sweep: Optional[str] = field(
+        default=None,
+        metadata={"help": "Comma-separated presets to train one after another and compare (e.g. standard,high-lr)."},
+    )
+    config: Optional[str] = field(default=None, metadata={"help": "YAML or JSON file of flag values."})
+    list_presets: bool = field(default=False, metadata={"help": "Print the presets and exit."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training set."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_steps: float = field(
+        default=500, metadata={"help": "Linear warm-up: a number of steps, or a fraction of all steps if < 1."}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    seed: int = field(default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU.",
+            "choices": ["auto", "fp32", "bf16", "fp16"],
+        },
+    )
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
+    group_by_length: bool = field(
+        default=False, metadata={"help": "Batch reviews of similar length together (less padding, faster on GPU)."}
+    )
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
+    optim: str = field(default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
+    eval_strategy: str = field(
+        default="steps", metadata={"help": "When to evaluate on validation: steps or epoch.", "choices": ["steps", "epoch"]}
+    )
+    eval_steps: int = field(default=500, metadata={"help": "Evaluate (and checkpoint) every N steps."})
+    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    metric_for_best_model: str = field(
+        default="f1",
+        metadata={"help": "Validation metric that picks the best checkpoint: f1, accuracy, roc_auc, loss, ..."},
+    )
+    early_stopping_patience: Optional[int] = field(
+        default=3, metadata={"help": "Stop after N evaluations without improvement (0 or none: off)."}
+    )
+    baseline: bool = field(
+        default=True, metadata={"help": "Also evaluate the model before fine-tuning on the test split."}
+    )
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished run that is already in output_dir."}
+    )
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep output_dir/checkpoints after a finished run (default: removed)."}
+    )
+    report_to: str = field(
+        default="auto", metadata={"help": "Logging integrations: auto (tensorboard if installed), none, or a list."}
+    )
+    push_to_hub: Optional[str] = field(
+        default=None, metadata={"help": "After training, publish the model and its card to this Hub repo (USER/NAME)."}
+    )
+    hub_private: bool = field(default=False, metadata={"help": "With --push_to_hub: create the repo private."})
+
+
+ARGUMENT_CLASSES = (ModelArguments, LoraArguments, DataArguments, RunArguments)
+
+
+@dataclass
+class Config:
+    model: ModelArguments
+    lora: LoraArguments
+    data: DataArguments
+    run: RunArguments
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in ("model", "lora", "data", "run")}
+
+
+def load_presets() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(PRESETS_FILE.read_text())
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"config file {path} does not exist: check the path given to --config")
+    try:
+        values = json.loads(file.read_text()) if file.suffix == ".json" else yaml.safe_load(file.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise UserError(f"config file {path} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {err}")
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of option names to values")
+    return values
+
+
+def _known_options() -> set[str]:
+    return {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
+
+
+def _check_options(values: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(values) - _known_options())
+    if unknown:
+        raise UserError(f"{where} sets unknown option(s) {', '.join(unknown)}: see python -m train --help")
+
+
+def build_parser() -> HfArgumentParser:
+    return HfArgumentParser(
+        ARGUMENT_CLASSES,
+        prog="python -m train",
+        description="Fine-tune a transformer encoder for IMDb sentiment and evaluate it on the official test split.",
+    )
+
+
+def parse_config(argv: list[str] | None = None, preset: str | None = None) -> Config:
+    """Parse flags on top of preset and config-file defaults. `preset` overrides --preset (used by sweeps)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--preset")
+    known, _ = pre.parse_known_args(argv)
+
+    file_values = _read_config_file(known.config) if known.config else {}
+    _check_options(file_values, f"config file {known.config}")
+    preset_name = preset or known.preset or file_values.get("preset")
+    presets = load_presets()
+    parser = build_parser()
+    if preset_name:
+        if preset_name not in presets:
+            raise UserError(f"unknown preset {preset_name!r}: choose one of {', '.join(presets)}")
+        _check_options(presets[preset_name], f"preset {preset_name}")
+        parser.set_defaults(**presets[preset_name])
+    parser.set_defaults(**file_values)
+    model, lora, data, run = parser.parse_args_into_dataclasses(args=argv)
+    if preset:
+        run.preset = preset
+    elif preset_name:
+        run.preset = preset_name
+    return Config(model=model, lora=lora, data=data, run=run)

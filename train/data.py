@@ -1,0 +1,143 @@
+"""Load IMDb-style reviews from the Hub or local files into clean train / validation / test splits.
+
+The official test split is kept whole (unless --max_test_samples) and used only for the final
+evaluation; model selection uses a stratified, seeded validation split held out of train.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+
+from train.config import LABELS, DataArguments
+from train.errors import UserError
+
+# datasets' packaged builders, by file extension.
+FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+LABEL_NAMES = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
+BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _load_file(path: Path) -> Dataset:
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise UserError(f"{path} has an unsupported extension: use one of {', '.join(FILE_BUILDERS)}")
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: check the path")
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    try:
+        return load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except Exception as err:  # datasets raises many types for unreadable files
+        raise UserError(f"could not read {path} as {builder}: {str(err).splitlines()[0]}") from None
+
+
+def _load_aclimdb_split(folder: Path) -> Dataset:
+    # datasets has folder builders for images and audio but none for one-text-per-file, so the
+    # original archive layout (pos/*.txt, neg/*.txt) is read here.
+    rows = {"text": [], "label": []}
+    for label, sub in ((0, "neg"), (1, "pos")):
+        for file in sorted((folder / sub).glob("*.txt")):
+            rows["text"].append(file.read_text(encoding="utf-8", errors="replace"))
+            rows["label"].append(label)
+    return Dataset.from_dict(rows)
+
+
+def _find_split_file(folder: Path, split: str) -> Path | None:
+    for ext in FILE_BUILDERS:
+        if (folder / f"{split}{ext}").is_file():
+            return folder / f"{split}{ext}"
+    return None
+
+
+def load_raw(args: DataArguments) -> DatasetDict:
+    """Return the raw train and test splits from files, a local folder, or the Hub."""
+    if args.train_file or args.test_file:
+        if not (args.train_file and args.test_file):
+            raise UserError("give both --train_file and --test_file, or a folder with --dataset_name")
+        return DatasetDict(train=_load_file(Path(args.train_file)), test=_load_file(Path(args.test_file)))
+
+    local = Path(args.dataset_name)
+    if local.is_dir():
+        if (local / "train" / "pos").is_dir():
+            splits = {s: _load_aclimdb_split(local / s) for s in ("train", "test")}
+            return DatasetDict(splits)
+        files = {s: _find_split_file(local, s) for s in ("train", "test")}
+        missing = [s for s, f in files.items() if f is None]
+        if missing:
+            raise UserError(
+                f"{local} has no {' or '.join(missing)} file: expected train.<ext> and test.<ext> "
+                f"({', '.join(FILE_BUILDERS)}) or the aclImdb layout train/pos, train/neg, test/pos, test/neg"
+            )
+        return DatasetDict({s: _load_file(f) for s, f in files.items()})
+    if local.suffix or local.is_absolute() or args.dataset_name.startswith("."):
+        raise UserError(f"{args.dataset_name} does not exist: give a local folder, or a Hub dataset id like stanfordnlp/imdb")
+
+    try:
+        loaded = load_dataset(args.dataset_name, args.dataset_config_name)
+    except Exception as err:  # offline, missing repo, gated: all surface as different exception types
+        raise UserError(
+            f"could not load dataset {args.dataset_name} from the Hub ({type(err).__name__}): check the id and "
+            "your network, or pass a local folder with --dataset_name"
+        ) from None
+    for split in ("train", "test"):
+        if split not in loaded:
+            raise UserError(f"dataset {args.dataset_name} has no {split!r} split (it has {', '.join(loaded)})")
+    return DatasetDict(train=loaded["train"], test=loaded["test"])
+
+
+def _label_to_int(value: object) -> int:
+    key = str(value).strip().lower()
+    if key.endswith(".0"):  # integer labels read back as floats from some CSVs
+        key = key[:-2]
+    if key not in LABEL_NAMES:
+        raise UserError(
+            f"label {value!r} is outside the two classes: labels must be 0/1, neg/pos or negative/positive"
+        )
+    return LABEL_NAMES[key]
+
+
+def normalise(ds: Dataset, args: DataArguments, split: str) -> Dataset:
+    """Keep `text` and an integer `label`, checked, cleaned and typed as a two-name ClassLabel."""
+    for column, flag in ((args.text_column, "--text_column"), (args.label_column, "--label_column")):
+        if column not in ds.column_names:
+            raise UserError(
+                f"the {split} data has no column {column!r} (it has {', '.join(ds.column_names)}): "
+                f"name the right one with {flag}"
+            )
+    if len(ds) == 0:
+        raise UserError(f"the {split} split is empty: check the data files")
+    texts = ds[args.text_column]
+    labels = [_label_to_int(v) for v in ds[args.label_column]]
+    if args.clean_html:
+        texts = [BR_TAG.sub(" ", t or "") for t in texts]
+    out = Dataset.from_dict({"text": [t or "" for t in texts], "label": labels})
+    if len(set(labels)) < 2:
+        raise UserError(f"the {split} split has only one class ({LABELS[labels[0]]}): both classes are needed")
+    return out.cast_column("label", ClassLabel(names=list(LABELS)))
+
+
+def stratified_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    if n is None or n >= len(ds):
+        return ds
+    if n < 2:
+        raise UserError(f"a subset of {n} example(s) cannot hold both classes: ask for at least 2")
+    return ds.train_test_split(train_size=n, stratify_by_column="label", seed=seed)["train"]
+
+
+def prepare_splits(args: DataArguments, seed: int) -> DatasetDict:
+    """Clean train/validation/test splits: validation held out of train, subsets stratified and seeded."""
+    raw = load_raw(args)
+    train = normalise(raw["train"], args, "train")
+    test = normalise(raw["test"], args, "test")
+    size = args.validation_size
+    val_size = int(size) if size >= 1 else size
+    if not 0 < val_size < len(train):
+        raise UserError(f"--validation_size {size} must be a fraction in (0, 1) or a count below {len(train)}")
+    held = train.train_test_split(test_size=val_size, stratify_by_column="label", seed=seed)
+    return DatasetDict(
+        train=stratified_subset(held["train"], args.max_train_samples, seed),
+        validation=stratified_subset(held["test"], args.max_eval_samples, seed),
+        test=stratified_subset(test, args.max_test_samples, seed),
+    )

@@ -1,0 +1,50 @@
+"""Tokenize reviews, cutting long ones at the start, the end, or both.
+
+Tokenizers truncate at one side only. Keeping the head and the tail of a long review (Sun et al.
+2019, "How to Fine-Tune BERT for Text Classification?") beats either side alone on IMDb, whose
+reviews often state the verdict in the last lines, so that cut is done here on token ids.
+"""
+
+from __future__ import annotations
+
+from datasets import DatasetDict
+from transformers import PreTrainedTokenizerBase
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a single text ([CLS] and [SEP] for BERT, <s> and </s> for RoBERTa)."""
+    core = tokenizer("movie", add_special_tokens=False)["input_ids"]
+    full = tokenizer("movie", add_special_tokens=True)["input_ids"]
+    start = full.index(core[0])
+    return full[:start], full[start + len(core) :]
+
+
+def cut(ids: list[int], budget: int, strategy: str, head_tokens: int) -> list[int]:
+    """Keep at most `budget` ids of `ids`: from the start (head), the end (tail), or both (head_tail)."""
+    if len(ids) <= budget:
+        return ids
+    if strategy == "head":
+        return ids[:budget]
+    if strategy == "tail":
+        return ids[len(ids) - budget :]
+    head = min(head_tokens, budget)
+    return ids[:head] + ids[len(ids) - (budget - head) :]
+
+
+def encode_splits(
+    splits: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, strategy: str, head_tokens: int
+) -> DatasetDict:
+    """Add input_ids/attention_mask (cut to max_length) and n_tokens (the uncut length) to every split."""
+    prefix, suffix = special_tokens(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+
+    def encode(batch: dict) -> dict:
+        ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        input_ids = [prefix + cut(x, budget, strategy, head_tokens) + suffix for x in ids]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": [[1] * len(x) for x in input_ids],
+            "n_tokens": [len(x) + len(prefix) + len(suffix) for x in ids],
+        }
+
+    return DatasetDict({name: ds.map(encode, batched=True, desc=f"Tokenizing {name}") for name, ds in splits.items()})

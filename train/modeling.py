@@ -1,0 +1,101 @@
+"""Load the encoder with a two-class head, and make only the parts each method trains trainable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from train.config import LABELS, LoraArguments, ModelArguments
+from train.errors import UserError
+
+# Query/value projections by architecture family, in order of preference (Hu et al. 2021 adapt q and v).
+LORA_TARGET_CANDIDATES = (("q_lin", "v_lin"), ("query", "value"), ("q_proj", "v_proj"), ("Wqkv",))
+
+
+def load_tokenizer(args: ModelArguments) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(args.model_name_or_path)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"could not load a tokenizer from {args.model_name_or_path} ({str(err).splitlines()[0]}): "
+            "give a Hub model id or a folder with tokenizer files"
+        ) from None
+
+
+def load_model(args: ModelArguments) -> PreTrainedModel:
+    """Load in float32 for training: transformers 5 would otherwise keep a float16 checkpoint's dtype."""
+    kwargs = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            args.model_name_or_path,
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id={name: i for i, name in enumerate(LABELS)},
+            dtype=torch.float32,
+            **kwargs,
+        )
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"could not load a model from {args.model_name_or_path} ({str(err).splitlines()[0]}): "
+            "give a Hub model id or a folder with config.json and weights"
+        ) from None
+
+
+def head_module_names(model: PreTrainedModel) -> list[str]:
+    """Modules outside the pretrained encoder (classifier, pre_classifier) plus a pooler: the task head."""
+    encoder = getattr(model, model.base_model_prefix)
+    names = [n for n, m in model.named_children() if m is not encoder and any(True for _ in m.parameters())]
+    if getattr(encoder, "pooler", None) is not None:
+        names.append("pooler")
+    return names
+
+
+def find_lora_targets(model: PreTrainedModel) -> list[str]:
+    linear_names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    for candidates in LORA_TARGET_CANDIDATES:
+        if set(candidates) <= linear_names:
+            return list(candidates)
+    raise UserError(
+        f"no known attention projections in {type(model).__name__}: name the layers with --lora_target_modules "
+        f"(its linear layers are {', '.join(sorted(linear_names))})"
+    )
+
+
+def apply_method(model: PreTrainedModel, method: str, lora: LoraArguments) -> PreTrainedModel:
+    if method == "full":
+        return model
+    head = head_module_names(model)
+    if method == "head":
+        for name, param in model.named_parameters():
+            param.requires_grad = any(name == h or name.startswith(f"{h}.") or f".{h}." in name for h in head)
+        return model
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=lora.lora_r,
+        lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout,
+        target_modules=lora.lora_target_modules or find_lora_targets(model),
+        modules_to_save=head,
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise UserError(f"LoRA could not be applied: {str(err).splitlines()[0]}") from None
+
+
+def parameter_counts(model: torch.nn.Module) -> dict[str, float]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"num_parameters": total, "trainable_parameters": trainable, "trainable_share": trainable / total}
+
+
+def save_for_pipeline(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
+    """Save a plain transformers model that pipeline() loads without peft; a LoRA adapter goes in adapter/."""
+    if isinstance(model, PeftModel):
+        model.save_pretrained(out_dir / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
