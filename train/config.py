@@ -53,6 +53,10 @@ class ModelArguments:
     head_tokens: int = field(
         default=128, metadata={"help": "With --truncation head_tail: tokens kept from the start of the review."}
     )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every batch to max_length (the reference recipe) instead of to its longest review."},
+    )
     attn_implementation: Optional[str] = field(
         default=None, metadata={"help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager."}
     )

@@ -149,7 +149,10 @@ def train_one(config: Config) -> Path:
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=DataCollatorWithPadding(
+            tokenizer, padding="max_length" if config.model.pad_to_max_length else "longest",
+            max_length=config.model.max_length if config.model.pad_to_max_length else None,
+        ),
         compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if patience else [],
     )
@@ -191,6 +194,7 @@ def train_one(config: Config) -> Path:
                 "test_runtime_s": test_speed["test_runtime"],
                 "test_samples_per_second": test_speed["test_samples_per_second"],
                 "total_runtime_s": time.time() - started,
+                **_throughput(encoded["train"], trainer, train_out.metrics["train_runtime"]),
             },
             "metrics": {"baseline": baseline, "validation": validation, "test": test},
             "best_checkpoint_step": trainer.state.best_global_step,
@@ -226,6 +230,17 @@ def save_outputs(
         for ckpt in out.glob("checkpoint-*"):
             shutil.rmtree(ckpt)
     results.write_json_atomic(record, out / results.RESULTS_FILE)
+
+
+def _throughput(train: Dataset, trainer: Trainer, runtime: float) -> dict[str, float | None]:
+    """Real (non-padding) tokens per second, the Trainer's FLOP estimate, and peak GPU memory."""
+    seen = sum(len(ids) for ids in train["input_ids"]) * trainer.state.epoch
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    return {
+        "train_tokens_per_second": seen / runtime,
+        "train_total_flos": float(trainer.state.total_flos),
+        "peak_gpu_memory_gib": peak,
+    }
 
 
 def _dataset_name(config: Config) -> str:
