@@ -303,6 +303,18 @@ def accuracy_interval(test: dict[str, Any]) -> float | None:
     return 1.96 * math.sqrt(p * (1 - p) / n) if n else None
 
 
+def check_repo_id(repo_id: str) -> str:
+    """Refuse a malformed id before anything is written or sent: it ends up in the card and the URL."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id) or len(repo_id.split("/")[1]) > 96:
+        raise CardError(f"{repo_id!r} is not a Hub repo id: use USER/NAME (letters, digits, '-', '_', '.').")
+    return repo_id
+
+
+def wrap_command(command: str) -> str:
+    """One option per line, so the reproduce snippet reads without scrolling; the shell joins the lines."""
+    return re.sub(r" (?=--)", " \\\n    ", command)
+
+
 def default_repo_id(run_dir: Path) -> str:
     return f"YOUR_USERNAME/{run_dir.resolve().name}"
 
@@ -323,8 +335,8 @@ def build_card(
     """Write README.md and its figures into `run_dir`; returns the README path."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
-    repo_id = repo_id or default_repo_id(run_dir)
-    space_id = space_id or default_space_id(repo_id)
+    repo_id = check_repo_id(repo_id) if repo_id else default_repo_id(run_dir)
+    space_id = check_repo_id(space_id) if space_id else default_space_id(repo_id)
     model_name = repo_id.split("/")[-1]
     base = resolve_base_model(results["base_model"], base_model)
     metrics, dataset, model = results["metrics"], results["dataset"], results["model"]
@@ -371,9 +383,10 @@ def build_card(
         bucket_rows=bucket_rows(errors) if errors else [],
         example_rows=example_rows(errors) if errors else [],
         truncated=truncated,
+        command=wrap_command(results["command"]),
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
         images=images,
-        citations=citations_for(base, results["method"]),
+        citations=citations_for(base, results["method"], model.get("model_type")),
     )
     path = run_dir / CARD_FILE
     card.save(path)

@@ -81,8 +81,9 @@ BASE_MODELS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def citations_for(base: BaseModel, method: str) -> list[str]:
-    """IMDb, then the base model's paper(s) when its name is recognised, then LoRA when it was used."""
-    names = " ".join(filter(None, (base.name, base.hub_id, base.name_or_path))).lower()
+def citations_for(base: BaseModel, method: str, model_type: str | None = None) -> list[str]:
+    """IMDb, then the base model's paper(s) when its name (or else its config's model_type) is recognised,
+    then LoRA when it was used."""
+    names = " ".join(filter(None, (base.name, base.hub_id, base.name_or_path, model_type))).lower()
     found = next((bibs for keys, bibs in BASE_MODELS if any(k in names for k in keys)), ())
     return [IMDB, *found, *([LORA] if method == "lora" else [])]

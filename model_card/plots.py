@@ -56,7 +56,7 @@ def _series(log_history: list[dict[str, Any]], key: str) -> tuple[list[float], l
 
 def training_curves(log_history: list[dict[str, Any]], best_step: int | None, path: Path) -> str:
     """Loss (training and validation) beside the validation metrics, against the optimizer step."""
-    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(9, 3.8))
     for key, label in (("loss", "training loss"), ("eval_loss", "validation loss")):
         steps, values = _series(log_history, key)
         if steps:
@@ -73,7 +73,8 @@ def training_curves(log_history: list[dict[str, Any]], best_step: int | None, pa
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            # Below the plot: inside it the legend hides the curves it explains.
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     return _save(fig, path)
 
 
@@ -85,9 +86,9 @@ def length_histogram(histograms: dict[str, dict[str, list[float]]], path: Path) 
         hist = histograms[split]
         edges = hist["bin_edges_words"]
         widths = [hi - lo for lo, hi in zip(edges, edges[1:])]
-        for offset, label in enumerate(LABELS):
-            lefts = [lo + offset * w / 2 for lo, w in zip(edges, widths)]
-            ax.bar(lefts, hist[label], width=[w / 2 for w in widths], align="edge", color=COLORS[label], label=label)
+        for label in LABELS:
+            ax.stairs(hist[label], edges, fill=True, alpha=0.45, color=COLORS[label], label=label)
+            ax.stairs(hist[label], edges, color=COLORS[label])
         ax.set_xlabel("review length (words)")
         ax.set_ylabel("reviews")
         ax.set_title(f"{split} split", fontsize=10)

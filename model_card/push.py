@@ -18,7 +18,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from model_card.card import CardError, build_card, load_results
+from model_card.card import CardError, build_card, check_repo_id, load_results
 
 # The HTTP library's base error (httpx in huggingface_hub 1.x, httpx2 in 2.x): connection refused,
 # timeouts and resets are its subclasses. Taken from HfHubHTTPError so both majors work.
@@ -92,6 +92,7 @@ def publish(
     """
     run_dir = Path(run_dir)
     try:
+        check_repo_id(repo_id)
         results = load_results(run_dir)
     except CardError as err:
         raise PublishError(str(err)) from None
