@@ -294,9 +294,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     out = train_one(config)
     if config.run.push_to_hub and _is_main_process():
-        from model_card.push import publish
+        from model_card.push import PublishError, publish
 
-        publish(out, config.run.push_to_hub, private=config.run.hub_private)
+        repo_id = config.run.push_to_hub
+        try:
+            url = publish(out, repo_id, private=config.run.hub_private)
+        except PublishError as err:
+            raise UserError(
+                f"{err} The trained run is kept in {out}; publish it later with "
+                f"python -m model_card push {out} --repo_id {repo_id}"
+            ) from None
+        print(f"Published {repo_id}: {url}")
 
 
 def _is_main_process() -> bool:
