@@ -30,7 +30,7 @@ SECTIONS = (
 )
 
 
-def train_tiny(model_dir: Path, output_dir: Path, *flags: str) -> Path:
+def train_tiny(model_dir: Path, output_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Path:
     """Train the tiny model on 64 reviews with the real training command (a few seconds per run on CPU)."""
     command = [
         sys.executable, "-m", "train", "--model_name_or_path", str(model_dir), "--dataset_name", str(SAMPLE_DIR),
@@ -38,7 +38,7 @@ def train_tiny(model_dir: Path, output_dir: Path, *flags: str) -> Path:
         "--num_train_epochs", "1", "--logging_steps", "1", "--eval_steps", "2", "--report_to", "none",
         "--output_dir", str(output_dir), *flags,
     ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir
 

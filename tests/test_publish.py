@@ -99,6 +99,18 @@ def test_pushed_lora_run_loads_in_a_fresh_process(local_hub: LocalHub, lora_run:
         assert not path.is_file() or local_hub.token.encode() not in path.read_bytes(), path
 
 
+def test_training_command_publishes_with_push_to_hub(
+    local_hub: LocalHub, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    run = train_tiny(tiny_model_dir, tmp_path / "run", "--push_to_hub", "alice/imdb-full",
+                     env=local_hub.client_env(tmp_path / "home", local_hub.token))
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    expected = PUBLISHED - {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}
+    assert set(api.list_repo_files("alice/imdb-full")) == expected
+    card = (run / "README.md").read_text()
+    assert 'model="alice/imdb-full"' in card and "full fine-tuning" in card
+
+
 def test_second_push_is_a_second_commit_and_the_first_stays_reachable(
     local_hub: LocalHub, lora_run: Path, tmp_path: Path
 ) -> None:
