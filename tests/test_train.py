@@ -186,3 +186,15 @@ def test_help_documents_every_option() -> None:
                  "--sweep", "--early_stopping_patience", "--resume", "--push_to_hub", "--max_train_samples"):
         assert flag in proc.stdout
     assert "distilbert-base-uncased" in proc.stdout and "stanfordnlp/imdb" in proc.stdout
+
+
+def test_windowed_evaluation_averages_windows_per_review(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "windows"
+    train_main(tiny_args(tiny_model_dir, out, "--eval_windows", "--window_stride", "16", "--baseline", "false"))
+    record = json.loads((out / "results.json").read_text())
+    windowed, truncated = record["metrics"]["test"], record["metrics"]["test_truncated"]
+    predictions = pd.read_csv(out / "test_predictions.csv")
+    long_reviews = (predictions["n_tokens"] > 64).sum()
+    assert windowed["num_examples"] == truncated["num_examples"] == 48
+    assert windowed["windows"] > 48 + long_reviews  # every long review is split into two or more windows
+    assert (predictions["pred"] == predictions["label"]).mean() == pytest.approx(windowed["accuracy"])

@@ -53,6 +53,14 @@ class ModelArguments:
     head_tokens: int = field(
         default=128, metadata={"help": "With --truncation head_tail: tokens kept from the start of the review."}
     )
+    eval_windows: bool = field(
+        default=False,
+        metadata={
+            "help": "Test-time: classify a review longer than max_length as overlapping windows and average "
+            "their probabilities (the truncated result is kept beside it in results.json)."
+        },
+    )
+    window_stride: int = field(default=128, metadata={"help": "With --eval_windows: tokens shared by neighbours."})
     pad_to_max_length: bool = field(
         default=False,
         metadata={"help": "Pad every batch to max_length (the reference recipe) instead of to its longest review."},

@@ -7,7 +7,7 @@ reviews often state the verdict in the last lines, so that cut is done here on t
 
 from __future__ import annotations
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 
@@ -48,3 +48,26 @@ def encode_splits(
         }
 
     return DatasetDict({name: ds.map(encode, batched=True, desc=f"Tokenizing {name}") for name, ds in splits.items()})
+
+
+def encode_windows(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int) -> Dataset:
+    """Split each review into overlapping max_length windows (`stride` tokens shared between neighbours).
+
+    Uses the fast tokenizer's own overflow handling; `review` maps every window back to its review
+    so that window probabilities can be averaged into one prediction per review.
+    """
+
+    def encode(batch: dict) -> dict:
+        enc = tokenizer(
+            batch["text"], truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
+        )
+        rows = enc["overflow_to_sample_mapping"]
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "label": [batch["label"][i] for i in rows],
+            "review": [batch["review"][i] for i in rows],
+        }
+
+    indexed = ds.select_columns(["text", "label"]).add_column("review", list(range(len(ds))))
+    return indexed.map(encode, batched=True, remove_columns=indexed.column_names, desc="Windowing")

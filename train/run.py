@@ -27,7 +27,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from train import results
 from train.config import Config, RunArguments, load_presets, parse_config
 from train.data import prepare_splits
-from train.encoding import encode_splits
+from train.encoding import encode_splits, encode_windows
 from train.errors import UserError, cli
 from train.metrics import compute_metrics, full_metrics, positive_probabilities
 from train.modeling import apply_method, load_model, load_tokenizer, parameter_counts, save_for_pipeline
@@ -117,6 +117,19 @@ def evaluate(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[dict[str, Any]
     return metrics, prob_positive, out.metrics
 
 
+def evaluate_windows(trainer: Trainer, windows: Dataset, n_reviews: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Average each review's window probabilities into one prediction, then score the reviews."""
+    out = trainer.predict(windows.remove_columns("review"), metric_key_prefix="windows")
+    window_prob = positive_probabilities(out.predictions)
+    review = np.asarray(windows["review"])
+    prob_positive = np.bincount(review, weights=window_prob, minlength=n_reviews) / np.bincount(review)
+    labels = np.zeros(n_reviews, dtype=int)
+    labels[review] = np.asarray(windows["label"])
+    metrics = full_metrics(labels, prob_positive)
+    metrics["windows"] = len(windows)
+    return metrics, prob_positive
+
+
 def train_one(config: Config) -> Path:
     """Train, evaluate and save one run; returns its output folder."""
     run, started = config.run, time.time()
@@ -167,6 +180,12 @@ def train_one(config: Config) -> Path:
 
     validation = evaluate(trainer, encoded["validation"], "validation")[0]
     test, prob_positive, test_speed = evaluate(trainer, encoded["test"], "test")
+    truncated = None
+    if config.model.eval_windows:
+        truncated = test
+        windows = encode_windows(splits["test"], tokenizer, config.model.max_length, config.model.window_stride)
+        test, prob_positive = evaluate_windows(trainer, windows, len(splits["test"]))
+        logger.info("windowed test accuracy %.4f (truncated %.4f)", test["accuracy"], truncated["accuracy"])
     logger.info("test accuracy %.4f, F1 %.4f", test["accuracy"], test["f1"])
 
     if trainer.is_world_process_zero():
@@ -196,7 +215,7 @@ def train_one(config: Config) -> Path:
                 "total_runtime_s": time.time() - started,
                 **_throughput(encoded["train"], trainer, train_out.metrics["train_runtime"]),
             },
-            "metrics": {"baseline": baseline, "validation": validation, "test": test},
+            "metrics": {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated},
             "best_checkpoint_step": trainer.state.best_global_step,
             "log_history": trainer.state.log_history,
             "config": config.to_dict(),
