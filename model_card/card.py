@@ -23,6 +23,7 @@ from model_card.analysis import ErrorAnalysis, analyse
 from model_card.citations import citations_for
 
 TEMPLATE = Path(__file__).with_name("template.md")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = "results.json"
 CARD_FILE = "README.md"
 IMDB_ID = "stanfordnlp/imdb"
@@ -60,6 +61,10 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise CardError(f"Run directory {run_dir} does not exist.")
     path = run_dir / RESULTS_FILE
+    sweep = run_dir / "sweep.json"
+    if not path.is_file() and sweep.is_file():
+        best = json.loads(sweep.read_text()).get("best_preset")
+        raise CardError(f"{run_dir} is a sweep, not a run: give one of its runs, e.g. {run_dir / str(best)}.")
     if not path.is_file():
         raise CardError(f"{path} is missing: the run in {run_dir} has not finished (or is not a training run).")
     try:
@@ -69,7 +74,8 @@ def load_results(run_dir: Path) -> dict[str, Any]:
 
 
 def is_hub_id(name: str) -> bool:
-    return bool(HUB_ID.match(name)) and not Path(name).exists()
+    """`org/name` could be either: a folder that exists here or in the project (runs start there) is local."""
+    return bool(HUB_ID.match(name)) and not Path(name).exists() and not (PROJECT_ROOT / name).exists()
 
 
 def resolve_base_model(name: str, override: str | None = None) -> BaseModel:

@@ -189,9 +189,14 @@ def test_review_text_is_escaped_for_a_table_cell() -> None:
     assert escape_cell("Great<br /><br />*not*  | 5/10 <b>") == r"Great \*not\* \| 5/10 &lt;b&gt;"
 
 
-def test_missing_run_gives_one_sentence_and_exit_2(tmp_path: Path) -> None:
-    result = run_card_cli("build", str(tmp_path / "nowhere"))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
-    result = run_card_cli("build", str(tmp_path))
-    assert result.returncode == 2 and "results.json is missing" in result.stderr
+def test_not_a_run_gives_one_sentence_and_exit_2(tmp_path: Path, run_dir: Path) -> None:
+    for args, expected in (
+        ([str(tmp_path / "nowhere")], "does not exist"),
+        ([str(tmp_path)], "results.json is missing"),
+        ([str(run_dir.parent)], f"is a sweep, not a run: give one of its runs, e.g. {run_dir.parent}/"),
+        ([str(run_dir), "--repo_id", "not a repo"], "is not a Hub repo id"),
+    ):
+        result = run_card_cli("build", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0
+        assert expected in result.stderr, result.stderr
