@@ -23,7 +23,8 @@ from model_card.card import CardError, build_card, check_repo_id, load_results
 # The HTTP library's base error (httpx in huggingface_hub 1.x, httpx2 in 2.x): connection refused,
 # timeouts and resets are its subclasses. Taken from HfHubHTTPError so both majors work.
 TRANSPORT_ERROR: type[Exception] = HfHubHTTPError.__bases__[0]
-HUB_ERRORS = (HfHubHTTPError, TRANSPORT_ERROR, OSError)
+# ConnectionError covers OfflineModeIsEnabled; other OSErrors (a local file) are not the Hub's doing.
+HUB_ERRORS = (HfHubHTTPError, TRANSPORT_ERROR, ConnectionError)
 
 # What a pipeline-ready repo needs at its root, plus the card and what it shows. Checkpoints,
 # logs and the prediction tables stay local.
