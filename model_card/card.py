@@ -29,7 +29,13 @@ CARD_FILE = "README.md"
 IMDB_ID = "stanfordnlp/imdb"
 IMDB_TEST_SIZE = 25_000
 CARD_METRICS = ("accuracy", "f1", "precision", "recall")
-METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall", "roc_auc": "ROC AUC"}
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "f1": "F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "roc_auc": "ROC AUC",
+}
 HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 GENERIC_DIR_NAMES = {"model", "models", "checkpoint", "final", "output", "weights"}
 SPLITS = ("train", "validation", "test")
@@ -66,7 +72,9 @@ def load_results(run_dir: Path) -> dict[str, Any]:
         best = json.loads(sweep.read_text()).get("best_preset")
         raise CardError(f"{run_dir} is a sweep, not a run: give one of its runs, e.g. {run_dir / str(best)}.")
     if not path.is_file():
-        raise CardError(f"{path} is missing: the run in {run_dir} has not finished (or is not a training run).")
+        raise CardError(
+            f"{path} is missing: the run in {run_dir} has not finished (or is not a training run)."
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -92,7 +100,7 @@ def resolve_base_model(name: str, override: str | None = None) -> BaseModel:
 
 
 def dataset_id(name: str) -> str:
-    """The Hub id of the training data: the project trains on IMDb, a local folder is a copy or sample of it."""
+    """The Hub id of the training data: the project trains on IMDb, so a local folder is a copy of it."""
     return name if is_hub_id(name) and "/" in name else IMDB_ID
 
 
@@ -175,7 +183,12 @@ def card_data(results: dict[str, Any], model_name: str, base: BaseModel, license
 
 
 def metrics_row(label: str, split: str, m: dict[str, Any]) -> list[str]:
-    return [label, split, fmt(m.get("num_examples")), *(fmt(m.get(k)) for k in (*CARD_METRICS, "roc_auc", "loss"))]
+    return [
+        label,
+        split,
+        fmt(m.get("num_examples")),
+        *(fmt(m.get(k)) for k in (*CARD_METRICS, "roc_auc", "loss")),
+    ]
 
 
 def results_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -194,8 +207,15 @@ def per_class_rows(test: dict[str, Any]) -> list[list[str]]:
         for label, c in test["per_class"].items()
     ]
     support = sum(c["support"] for c in test["per_class"].values())
-    rows.append(["macro average", fmt(test.get("precision_macro")), fmt(test.get("recall_macro")),
-                 fmt(test.get("f1_macro")), fmt(support)])
+    rows.append(
+        [
+            "macro average",
+            fmt(test.get("precision_macro")),
+            fmt(test.get("recall_macro")),
+            fmt(test.get("f1_macro")),
+            fmt(support),
+        ]
+    )
     rows.append(["weighted F1", "", "", fmt(test.get("f1_weighted")), fmt(support)])
     return rows
 
@@ -220,10 +240,17 @@ def sweep_rows(path: Path, preset: str | None) -> list[list[str]]:
         name = f"`{r['preset']}`" + (" (best)" if r["preset"] == best else "")
         if r["preset"] == preset:
             name = f"**{name}, this model**"
-        rows.append([
-            name, f"{r['learning_rate']:g}", fmt(int(r["batch_size"])), f"{r['epochs']:g}",
-            fmt(r.get("validation_f1")), *(fmt(float(r[k])) for k in CARD_METRICS), duration(float(r["train_runtime_s"])),
-        ])
+        rows.append(
+            [
+                name,
+                f"{r['learning_rate']:g}",
+                fmt(int(r["batch_size"])),
+                f"{r['epochs']:g}",
+                fmt(r.get("validation_f1")),
+                *(fmt(float(r[k])) for k in CARD_METRICS),
+                duration(float(r["train_runtime_s"])),
+            ]
+        )
     return rows
 
 
@@ -236,12 +263,21 @@ def dataset_rows(dataset: dict[str, Any]) -> list[list[str]]:
         length = dataset.get("length", {}).get(split, {})
         words, tokens = length.get("words", {}), length.get("tokens", {})
         over = length.get("over_max_length_share")
-        rows.append([
-            split, fmt(dataset["splits"][split]), fmt(counts.get("NEGATIVE")), fmt(counts.get("POSITIVE")),
-            fmt(words.get("mean"), 1), fmt(words.get("median"), 0), fmt(words.get("p90"), 0), fmt(words.get("max"), 0),
-            fmt(tokens.get("mean"), 1), fmt(tokens.get("p90"), 0),
-            "–" if over is None else f"{over:.1%}",
-        ])
+        rows.append(
+            [
+                split,
+                fmt(dataset["splits"][split]),
+                fmt(counts.get("NEGATIVE")),
+                fmt(counts.get("POSITIVE")),
+                fmt(words.get("mean"), 1),
+                fmt(words.get("median"), 0),
+                fmt(words.get("p90"), 0),
+                fmt(words.get("max"), 0),
+                fmt(tokens.get("mean"), 1),
+                fmt(tokens.get("p90"), 0),
+                "–" if over is None else f"{over:.1%}",
+            ]
+        )
     return rows
 
 
@@ -250,10 +286,16 @@ def bucket_rows(errors: ErrorAnalysis) -> list[list[str]]:
 
 
 def example_rows(errors: ErrorAnalysis) -> list[list[str]]:
-    return [[e.label, e.pred, fmt(e.confidence, 3), fmt(e.n_words), escape_cell(e.text)] for e in errors.examples]
+    return [
+        [e.label, e.pred, fmt(e.confidence, 3), fmt(e.n_words), escape_cell(e.text)] for e in errors.examples
+    ]
 
 
-METHOD_SHORT = {"full": "full fine-tuning", "lora": "LoRA", "head": "a linear probe (frozen encoder, trained head)"}
+METHOD_SHORT = {
+    "full": "full fine-tuning",
+    "lora": "LoRA",
+    "head": "a linear probe (frozen encoder, trained head)",
+}
 METHODS = {
     "full": "full fine-tuning (every weight of the encoder and the classification head is trained)",
     "lora": "LoRA: low-rank adapters on the attention layers plus the classification head are trained, "
@@ -271,19 +313,35 @@ def setup_rows(results: dict[str, Any]) -> list[list[str]]:
         hardware = f"{env.get('num_devices', 1)} × {device}"
     return [
         ["Method", METHODS.get(results["method"], results["method"])],
-        ["Trainable parameters", f"{model['trainable_parameters']:,} of {model['num_parameters']:,} "
-                                 f"({model['trainable_share']:.2%})"],
+        [
+            "Trainable parameters",
+            f"{model['trainable_parameters']:,} of {model['num_parameters']:,} "
+            f"({model['trainable_share']:.2%})",
+        ],
         ["Max sequence length", f"{model['max_length']} tokens, truncation: `{model['truncation']}`"],
         ["Hardware", hardware + (f", {env['world_size']} processes" if env.get("world_size", 1) > 1 else "")],
         ["Precision", str(results["hyperparameters"].get("precision", "–"))],
-        ["Training time", f"{duration(timings.get('train_runtime_s'))} "
-                          f"(whole run incl. evaluation: {duration(timings.get('total_runtime_s'))})"],
-        ["Training throughput", f"{fmt(timings.get('train_samples_per_second'), 1)} samples/s, "
-                                f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s"],
-        ["Test inference", f"{fmt(timings.get('test_samples_per_second'), 1)} samples/s "
-                           f"({duration(timings.get('test_runtime_s'))} for the test split)"],
-        ["Best checkpoint", f"step {results['best_checkpoint_step']}"
-                            if results.get("best_checkpoint_step") is not None else "last step"],
+        [
+            "Training time",
+            f"{duration(timings.get('train_runtime_s'))} "
+            f"(whole run incl. evaluation: {duration(timings.get('total_runtime_s'))})",
+        ],
+        [
+            "Training throughput",
+            f"{fmt(timings.get('train_samples_per_second'), 1)} samples/s, "
+            f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s",
+        ],
+        [
+            "Test inference",
+            f"{fmt(timings.get('test_samples_per_second'), 1)} samples/s "
+            f"({duration(timings.get('test_runtime_s'))} for the test split)",
+        ],
+        [
+            "Best checkpoint",
+            f"step {results['best_checkpoint_step']}"
+            if results.get("best_checkpoint_step") is not None
+            else "last step",
+        ],
         ["Software", ", ".join(f"{k} {env[k]}" for k in SOFTWARE if env.get(k))],
     ]
 
@@ -295,9 +353,13 @@ def hyperparameter_rows(hyperparameters: dict[str, Any]) -> list[list[str]]:
 def lora_rows(lora: dict[str, Any] | None) -> list[list[str]]:
     if not lora:
         return []
-    return [["rank `r`", str(lora["r"])], ["`alpha`", str(lora["alpha"])],
-            ["scale alpha / r", f"{lora['alpha'] / lora['r']:g}"], ["dropout", f"{lora['dropout']:g}"],
-            ["target modules", ", ".join(f"`{m}`" for m in lora["target_modules"])]]
+    return [
+        ["rank `r`", str(lora["r"])],
+        ["`alpha`", str(lora["alpha"])],
+        ["scale alpha / r", f"{lora['alpha'] / lora['r']:g}"],
+        ["dropout", f"{lora['dropout']:g}"],
+        ["target modules", ", ".join(f"`{m}`" for m in lora["target_modules"])],
+    ]
 
 
 # ---------------------------------------------------------------- the card
@@ -353,14 +415,20 @@ def build_card(
 
     images = {
         "confusion_matrix": plots.confusion_matrix(
-            test["confusion_matrix"], run_dir / plots.CONFUSION_MATRIX, f"Test split ({test['num_examples']:,} reviews)"
+            test["confusion_matrix"],
+            run_dir / plots.CONFUSION_MATRIX,
+            f"Test split ({test['num_examples']:,} reviews)",
         ),
         "training_curves": plots.training_curves(
-            results.get("log_history", []), results.get("best_checkpoint_step"), run_dir / plots.TRAINING_CURVES
+            results.get("log_history", []),
+            results.get("best_checkpoint_step"),
+            run_dir / plots.TRAINING_CURVES,
         ),
     }
     if dataset.get("length_histogram"):
-        images["length_histogram"] = plots.length_histogram(dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM)
+        images["length_histogram"] = plots.length_histogram(
+            dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM
+        )
 
     card = ModelCard.from_template(
         card_data(results, model_name, base, license_id),

@@ -39,8 +39,15 @@ def confusion_matrix(matrix: list[list[int]], path: Path, title: str) -> str:
         total = sum(row) or 1
         for j, count in enumerate(row):
             dark = count > 0.5 * max(max(r) for r in matrix)
-            ax.text(j, i, f"{count}\n{count / total:.1%}", ha="center", va="center",
-                    color="white" if dark else "black", fontsize=10)
+            ax.text(
+                j,
+                i,
+                f"{count}\n{count / total:.1%}",
+                ha="center",
+                va="center",
+                color="white" if dark else "black",
+                fontsize=10,
+            )
     ax.set_xticks(range(len(LABELS)), LABELS)
     ax.set_yticks(range(len(LABELS)), LABELS)
     ax.set_xlabel("Predicted")
@@ -85,7 +92,6 @@ def length_histogram(histograms: dict[str, dict[str, list[float]]], path: Path) 
     for ax, split in zip(axes[0], splits):
         hist = histograms[split]
         edges = hist["bin_edges_words"]
-        widths = [hi - lo for lo, hi in zip(edges, edges[1:])]
         for label in LABELS:
             ax.stairs(hist[label], edges, fill=True, alpha=0.45, color=COLORS[label], label=label)
             ax.stairs(hist[label], edges, color=COLORS[label])

@@ -29,9 +29,21 @@ HUB_ERRORS = (HfHubHTTPError, TRANSPORT_ERROR, ConnectionError)
 # What a pipeline-ready repo needs at its root, plus the card and what it shows. Checkpoints,
 # logs and the prediction tables stay local.
 ROOT_FILES = (
-    "config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "vocab.txt", "vocab.json", "merges.txt", "*.model", "README.md", "*.png", "results.json",
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",
+    "README.md",
+    "*.png",
+    "results.json",
 )
 ADAPTER_DIR = "adapter"
 
@@ -63,16 +75,26 @@ def _explain(err: Exception, repo_id: str) -> str:
     if isinstance(err, HfHubHTTPError):
         status = err.response.status_code
         if status == 401:
-            return "The Hugging Face token was rejected (invalid or expired): set a valid HF_TOKEN or run `hf auth login`."
+            return (
+                "The Hugging Face token was rejected (invalid or expired): "
+                "set a valid HF_TOKEN or run `hf auth login`."
+            )
         if status == 403:
-            return (f"Your token may not write to {repo_id}: the namespace belongs to another user or organisation, "
-                    "or the token is read-only.")
+            return (
+                f"Your token may not write to {repo_id}: the namespace belongs to another user or "
+                "organisation, or the token is read-only."
+            )
         if status == 404:
-            return f"The Hub does not know {repo_id} or its namespace: check the repo id and that the token can write there."
+            return (
+                f"The Hub does not know {repo_id} or its namespace: "
+                "check the repo id and that the token can write there."
+            )
         detail = (err.server_message or "").strip().splitlines()
         return f"The Hub refused the upload to {repo_id} (HTTP {status}{': ' + detail[0] if detail else ''})."
-    return (f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({type(err).__name__}): "
-            "check the network connection or HF_ENDPOINT and retry.")
+    return (
+        f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({type(err).__name__}): "
+        "check the network connection or HF_ENDPOINT and retry."
+    )
 
 
 def publish(
@@ -110,14 +132,23 @@ def publish(
         raise PublishError(_explain(err, repo_id)) from None
 
     try:
-        build_card(run_dir, repo_id=repo_id, space_id=space_id, sweep=Path(sweep) if sweep else None,
-                   base_model=base_model)
+        build_card(
+            run_dir,
+            repo_id=repo_id,
+            space_id=space_id,
+            sweep=Path(sweep) if sweep else None,
+            base_model=base_model,
+        )
     except CardError as err:
         raise PublishError(str(err)) from None
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for path, name in _hub_files(run_dir)]
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for path, name in _hub_files(run_dir)
+    ]
     test = results["metrics"]["test"]
-    message = (f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, "
-               f"test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}")
+    message = (
+        f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, "
+        f"test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}"
+    )
 
     created_repo = False
     try:
@@ -127,8 +158,13 @@ def publish(
         if revision and revision != "main":
             # A new branch starts from main, so before the commit it publishes nothing new.
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.create_commit(repo_id, operations, commit_message=message,
-                                   commit_description=f"Trained with:\n\n    {results['command']}", revision=revision)
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message,
+            commit_description=f"Trained with:\n\n    {results['command']}",
+            revision=revision,
+        )
     except (*HUB_ERRORS, RuntimeError) as err:
         # huggingface_hub wraps a failed LFS upload in a RuntimeError; any other RuntimeError is a bug.
         cause = err.__cause__ if isinstance(err, RuntimeError) else err

@@ -24,19 +24,52 @@ REPO_ID = "alice/imdb-tiny"
 BASE_ID = "distilbert/distilbert-base-uncased"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (
-    "## Results", "### Hyperparameter sweep", "### Per class", "### Confusion matrix", "### Training curves",
-    "## How to use", "## Training data", "## Training procedure", "### Hyperparameters", "## Error analysis",
-    "### Accuracy by review length", "### Misclassified examples", "## Intended use and limitations", "## Citation",
+    "## Results",
+    "### Hyperparameter sweep",
+    "### Per class",
+    "### Confusion matrix",
+    "### Training curves",
+    "## How to use",
+    "## Training data",
+    "## Training procedure",
+    "### Hyperparameters",
+    "## Error analysis",
+    "### Accuracy by review length",
+    "### Misclassified examples",
+    "## Intended use and limitations",
+    "## Citation",
 )
 
 
 def train_tiny(model_dir: Path, output_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Path:
     """Train the tiny model on 64 reviews with the real training command (a few seconds per run on CPU)."""
     command = [
-        sys.executable, "-m", "train", "--model_name_or_path", str(model_dir), "--dataset_name", str(SAMPLE_DIR),
-        "--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "64", "--max_length", "64",
-        "--num_train_epochs", "1", "--logging_steps", "1", "--eval_steps", "2", "--report_to", "none",
-        "--output_dir", str(output_dir), *flags,
+        sys.executable,
+        "-m",
+        "train",
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(SAMPLE_DIR),
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
+        "--max_test_samples",
+        "64",
+        "--max_length",
+        "64",
+        "--num_train_epochs",
+        "1",
+        "--logging_steps",
+        "1",
+        "--eval_steps",
+        "2",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(output_dir),
+        *flags,
     ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -44,15 +77,18 @@ def train_tiny(model_dir: Path, output_dir: Path, *flags: str, env: dict[str, st
 
 
 def run_card_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "model_card", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "model_card", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def tables(text: str) -> dict[str, list[list[str]]]:
     """Every Markdown table of the card by its first header cell, as rows of stripped cells."""
     found: dict[str, list[list[str]]] = {}
     for block in re.findall(r"(?:^\|.*\|\n)+", text, flags=re.MULTILINE):
-        rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in block.strip().splitlines()]
+        rows = [
+            [cell.strip() for cell in line.strip("|").split(" | ")] for line in block.strip().splitlines()
+        ]
         found[rows[0][0]] = rows[2:]
     return found
 
@@ -108,9 +144,15 @@ def test_result_tables_equal_results_json(card: ModelCard, results: dict) -> Non
     metrics = results["metrics"]
     found = tables(card.text)
     rows = {row[1].strip("*") + (" baseline" if "baseline" in row[0] else ""): row for row in found["Model"]}
-    for key, m in (("test", metrics["test"]), ("validation", metrics["validation"]), ("test baseline", metrics["baseline"])):
-        assert rows[key][2:] == [fmt(m["num_examples"]), *(fmt(m[k]) for k in
-                                 ("accuracy", "f1", "precision", "recall", "roc_auc", "loss"))], key
+    for key, m in (
+        ("test", metrics["test"]),
+        ("validation", metrics["validation"]),
+        ("test baseline", metrics["baseline"]),
+    ):
+        assert rows[key][2:] == [
+            fmt(m["num_examples"]),
+            *(fmt(m[k]) for k in ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")),
+        ], key
     per_class = {row[0]: row[1:] for row in found["Class"]}
     for label, c in metrics["test"]["per_class"].items():
         assert per_class[label] == [fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]), fmt(c["support"])]
@@ -121,8 +163,10 @@ def test_result_tables_equal_results_json(card: ModelCard, results: dict) -> Non
         counts = results["dataset"]["label_counts"][split]
         assert splits[split][1:4] == [fmt(n), fmt(counts["NEGATIVE"]), fmt(counts["POSITIVE"])]
     setup = dict(found["Setting"])
-    assert f"{results['model']['trainable_parameters']:,} of {results['model']['num_parameters']:,}" in setup[
-        "Trainable parameters"]
+    assert (
+        f"{results['model']['trainable_parameters']:,} of {results['model']['num_parameters']:,}"
+        in setup["Trainable parameters"]
+    )
     assert fmt(results["timings"]["train_samples_per_second"], 1) in setup["Training throughput"]
 
 
@@ -144,7 +188,7 @@ def test_error_analysis_counts_every_test_review(card: ModelCard, run_dir: Path,
     assert buckets[-1][0] == f"> {max_length} (truncated)"
     assert int(buckets[-1][1]) == int((predictions["n_tokens"] > max_length).sum())
     wrong = predictions[~predictions["correct"]]
-    fp = int(((wrong["label"] == "NEGATIVE")).sum())
+    fp = int((wrong["label"] == "NEGATIVE").sum())
     assert f"makes {fp} false positives" in " ".join(card.text.split())
     shown = tables(card.text).get("True", [])
     assert len(shown) == sum(min(3, n) for n in wrong["label"].value_counts())
@@ -169,7 +213,10 @@ def test_card_renders_to_html_with_tables_images_and_code(card: ModelCard) -> No
     html = markdown.markdown(card.text, extensions=["tables", "fenced_code"])
     assert html.count("<table>") == len(tables(card.text)) >= 9
     assert sorted(re.findall(r'<img alt="[^"]+" src="([^"]+)"', html)) == [
-        "confusion_matrix.png", "length_histogram.png", "training_curves.png"]
+        "confusion_matrix.png",
+        "length_histogram.png",
+        "training_curves.png",
+    ]
     assert '<code class="language-python">' in html and '<code class="language-bibtex">' in html
     # No table row fell out of its table, no review HTML leaked into the page.
     assert not re.search(r"<p>\|", html) and "<br" not in html
@@ -181,7 +228,10 @@ def test_local_base_model_shows_its_name_and_config_origin(tmp_path: Path) -> No
     (folder / "config.json").write_text(json.dumps({"_name_or_path": "nreimers/MiniLM-L6-H384-uncased"}))
     base = resolve_base_model(str(folder))
     assert base.hub_id is None and base.name == "my-encoder"
-    assert base.markdown == "`my-encoder` (a local model; config `_name_or_path`: `nreimers/MiniLM-L6-H384-uncased`)"
+    assert (
+        base.markdown
+        == "`my-encoder` (a local model; config `_name_or_path`: `nreimers/MiniLM-L6-H384-uncased`)"
+    )
     assert resolve_base_model("distilbert-base-uncased").hub_id == "distilbert-base-uncased"
 
 

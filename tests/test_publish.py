@@ -23,9 +23,18 @@ from test_model_card import train_tiny
 
 REPO_ID = "alice/imdb-tiny"
 PUBLISHED = {
-    ".gitattributes", "README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    "results.json", "confusion_matrix.png", "training_curves.png", "length_histogram.png",
-    "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "results.json",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "length_histogram.png",
+    "adapter/adapter_config.json",
+    "adapter/adapter_model.safetensors",
 }
 LOAD = """
 import json, sys
@@ -48,14 +57,26 @@ def lora_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return train_tiny(tiny_model_dir, tmp_path_factory.mktemp("lora") / "run", "--method", "lora")
 
 
-def push(hub: LocalHub, home: Path, run_dir: Path, *args: str, token: str | None = "alice",
-         endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+def push(
+    hub: LocalHub,
+    home: Path,
+    run_dir: Path,
+    *args: str,
+    token: str | None = "alice",
+    endpoint: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`python -m model_card push` in a fresh process; `token` "alice" means alice's real token."""
     env = hub.client_env(home, hub.token if token == "alice" else token)
     if endpoint:
         env["HF_ENDPOINT"] = endpoint
-    result = subprocess.run([sys.executable, "-m", "model_card", "push", str(run_dir), *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "model_card", "push", str(run_dir), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     for secret in (hub.token, hub.other_token):
         assert secret not in result.stdout + result.stderr
     return result
@@ -68,7 +89,9 @@ def commit_of(result: subprocess.CompletedProcess[str], hub: LocalHub, repo_id: 
     return match.group(1)
 
 
-def assert_one_sentence(result: subprocess.CompletedProcess[str], expected: str, uploading: bool = False) -> None:
+def assert_one_sentence(
+    result: subprocess.CompletedProcess[str], expected: str, uploading: bool = False
+) -> None:
     """Exit 2 with one `error:` line; only an upload that had started may also show its progress bars."""
     assert result.returncode == 2, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -78,15 +101,22 @@ def assert_one_sentence(result: subprocess.CompletedProcess[str], expected: str,
     assert "Traceback" not in result.stderr
 
 
-def test_pushed_lora_run_loads_in_a_fresh_process(local_hub: LocalHub, lora_run: Path, tmp_path: Path) -> None:
+def test_pushed_lora_run_loads_in_a_fresh_process(
+    local_hub: LocalHub, lora_run: Path, tmp_path: Path
+) -> None:
     oid = commit_of(push(local_hub, tmp_path / "push", lora_run, "--repo_id", REPO_ID), local_hub, REPO_ID)
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     # One commit holds everything: the merged model at the root, the adapter in adapter/, card and figures.
     assert api.model_info(REPO_ID).sha == oid
     assert set(api.list_repo_files(REPO_ID, revision=oid)) == PUBLISHED
 
-    loaded = subprocess.run([sys.executable, "-c", LOAD, REPO_ID], env=local_hub.client_env(tmp_path / "load", None),
-                            capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD, REPO_ID],
+        env=local_hub.client_env(tmp_path / "load", None),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert out["prediction"][0]["label"] in {"NEGATIVE", "POSITIVE"}
@@ -102,8 +132,13 @@ def test_pushed_lora_run_loads_in_a_fresh_process(local_hub: LocalHub, lora_run:
 def test_training_command_publishes_with_push_to_hub(
     local_hub: LocalHub, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    run = train_tiny(tiny_model_dir, tmp_path / "run", "--push_to_hub", "alice/imdb-full",
-                     env=local_hub.client_env(tmp_path / "home", local_hub.token))
+    run = train_tiny(
+        tiny_model_dir,
+        tmp_path / "run",
+        "--push_to_hub",
+        "alice/imdb-full",
+        env=local_hub.client_env(tmp_path / "home", local_hub.token),
+    )
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     expected = PUBLISHED - {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}
     assert set(api.list_repo_files("alice/imdb-full")) == expected
@@ -115,14 +150,19 @@ def test_second_push_is_a_second_commit_and_the_first_stays_reachable(
     local_hub: LocalHub, lora_run: Path, tmp_path: Path
 ) -> None:
     first = commit_of(push(local_hub, tmp_path / "a", lora_run, "--repo_id", REPO_ID), local_hub, REPO_ID)
-    second = commit_of(push(local_hub, tmp_path / "b", lora_run, "--repo_id", REPO_ID, "--space_id", "alice/new-demo"),
-                       local_hub, REPO_ID)
+    second = commit_of(
+        push(local_hub, tmp_path / "b", lora_run, "--repo_id", REPO_ID, "--space_id", "alice/new-demo"),
+        local_hub,
+        REPO_ID,
+    )
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     assert first != second and api.model_info(REPO_ID).sha == second
     assert api.model_info(REPO_ID, revision=first).sha == first
 
     def readme(revision: str) -> str:
-        return Path(api.hf_hub_download(REPO_ID, "README.md", revision=revision, cache_dir=tmp_path / "c")).read_text()
+        return Path(
+            api.hf_hub_download(REPO_ID, "README.md", revision=revision, cache_dir=tmp_path / "c")
+        ).read_text()
 
     assert 'Client("alice/imdb-tiny-demo")' in readme(first)
     assert 'Client("alice/new-demo")' in readme(second)
@@ -148,7 +188,9 @@ def test_refused_push_says_why_in_one_sentence_and_publishes_nothing(
 ) -> None:
     token = {"wrong token": "hf_wrong", "no token": None}.get(case, "alice")
     endpoint = _closed_port() if case == "hub down" else None
-    result = push(local_hub, tmp_path / "home", lora_run, "--repo_id", repo_id, token=token, endpoint=endpoint)
+    result = push(
+        local_hub, tmp_path / "home", lora_run, "--repo_id", repo_id, token=token, endpoint=endpoint
+    )
     assert_one_sentence(result, expected)
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     assert not api.repo_exists(REPO_ID)
@@ -159,10 +201,11 @@ def test_interrupted_upload_publishes_nothing_and_a_retry_works(
     local_hub: LocalHub, lora_run: Path, tmp_path: Path
 ) -> None:
     local_hub.fail_next_lfs_upload()
-    assert_one_sentence(push(local_hub, tmp_path / "a", lora_run, "--repo_id", REPO_ID), "refused the upload",
-                        uploading=True)
+    assert_one_sentence(
+        push(local_hub, tmp_path / "a", lora_run, "--repo_id", REPO_ID), "refused the upload", uploading=True
+    )
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
-    # The local Hub cannot delete repos, so the empty repo the push created may remain: with no file of the run.
+    # The local Hub cannot delete repos: the empty repo the push created may remain, with no file of the run.
     assert not api.repo_exists(REPO_ID) or api.list_repo_files(REPO_ID) == [".gitattributes"]
     oid = commit_of(push(local_hub, tmp_path / "b", lora_run, "--repo_id", REPO_ID), local_hub, REPO_ID)
     assert set(api.list_repo_files(REPO_ID, revision=oid)) == PUBLISHED
