@@ -47,19 +47,19 @@ class ErrorAnalysis:
 
 
 def _bucket_edges(max_length: int) -> list[int]:
-    """Quarter, half and full max_length: the last bucket is exactly the truncated reviews."""
+    """Quarter, half and full max_length: the last bucket is exactly the reviews longer than the model's input."""
     edges = sorted({max(1, max_length // 4), max(1, max_length // 2), max_length})
     return [0, *edges]
 
 
-def _length_buckets(df: pd.DataFrame, max_length: int) -> list[LengthBucket]:
+def _length_buckets(df: pd.DataFrame, max_length: int, windowed: bool) -> list[LengthBucket]:
     edges = _bucket_edges(max_length)
     bounds = [(lo, hi) for lo, hi in zip(edges, edges[1:])] + [(max_length, None)]
     buckets = []
     for lo, hi in bounds:
         if hi is None:
             rows = df[df["n_tokens"] > lo]
-            label = f"> {lo} (truncated)"
+            label = f"> {lo} ({'in windows' if windowed else 'truncated'})"
         else:
             rows = df[(df["n_tokens"] > lo) & (df["n_tokens"] <= hi)]
             label = f"≤ {hi}" if lo == 0 else f"{lo + 1}–{hi}"
@@ -90,8 +90,12 @@ def _mean(series: pd.Series) -> float | None:
     return float(series.mean()) if len(series) else None
 
 
-def analyse(run_dir: Path, max_length: int) -> ErrorAnalysis | None:
-    """Error analysis of `run_dir/test_predictions.csv`, or None when the run has no predictions file."""
+def analyse(run_dir: Path, max_length: int, windowed: bool = False) -> ErrorAnalysis | None:
+    """Error analysis of `run_dir/test_predictions.csv`, or None when the run has no predictions file.
+
+    `windowed`: the run classified reviews longer than max_length as overlapping windows
+    (`--eval_windows`) instead of truncating them.
+    """
     path = run_dir / PREDICTIONS_FILE
     if not path.is_file():
         return None
@@ -105,6 +109,6 @@ def analyse(run_dir: Path, max_length: int) -> ErrorAnalysis | None:
         false_negatives=int(((wrong["label"] == "POSITIVE") & (wrong["pred"] == "NEGATIVE")).sum()),
         mean_confidence_correct=_mean(df.loc[df["correct"], "confidence"]),
         mean_confidence_wrong=_mean(wrong["confidence"]),
-        buckets=_length_buckets(df, max_length),
+        buckets=_length_buckets(df, max_length, windowed),
         examples=_short_examples(wrong),
     )

@@ -198,6 +198,8 @@ def results_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(metrics_row("Before fine-tuning (baseline)", "test", metrics["baseline"]))
     rows.append(metrics_row("Fine-tuned (best checkpoint)", "validation", metrics["validation"]))
     rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"]))
+    if metrics.get("test_truncated"):
+        rows.append(metrics_row("Fine-tuned, long reviews truncated", "test", metrics["test_truncated"]))
     return rows
 
 
@@ -311,37 +313,36 @@ def setup_rows(results: dict[str, Any]) -> list[list[str]]:
         hardware = f"CPU ({env['cpu_count']} cores)" if env.get("cpu_count") else "CPU"
     else:
         hardware = f"{env.get('num_devices', 1)} × {device}"
+    if env.get("world_size", 1) > 1:
+        hardware += f", {env['world_size']} processes"
+    if timings.get("peak_gpu_memory_gib") is not None:
+        hardware += f", peak GPU memory {timings['peak_gpu_memory_gib']:.1f} GiB"
+    throughput = [f"{fmt(timings.get('train_samples_per_second'), 1)} samples/s"]
+    if timings.get("train_tokens_per_second") is not None:
+        throughput.append(f"{timings['train_tokens_per_second']:,.0f} tokens/s (without padding)")
+    throughput.append(f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s")
+    best = results.get("best_checkpoint_step")
     return [
         ["Method", METHODS.get(results["method"], results["method"])],
         [
             "Trainable parameters",
-            f"{model['trainable_parameters']:,} of {model['num_parameters']:,} "
-            f"({model['trainable_share']:.2%})",
+            f"{model['trainable_parameters']:,} of {model['num_parameters']:,} ({model['trainable_share']:.2%})",
         ],
         ["Max sequence length", f"{model['max_length']} tokens, truncation: `{model['truncation']}`"],
-        ["Hardware", hardware + (f", {env['world_size']} processes" if env.get("world_size", 1) > 1 else "")],
+        ["Hardware", hardware],
         ["Precision", str(results["hyperparameters"].get("precision", "–"))],
         [
             "Training time",
             f"{duration(timings.get('train_runtime_s'))} "
             f"(whole run incl. evaluation: {duration(timings.get('total_runtime_s'))})",
         ],
-        [
-            "Training throughput",
-            f"{fmt(timings.get('train_samples_per_second'), 1)} samples/s, "
-            f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s",
-        ],
+        ["Training throughput", ", ".join(throughput)],
         [
             "Test inference",
             f"{fmt(timings.get('test_samples_per_second'), 1)} samples/s "
             f"({duration(timings.get('test_runtime_s'))} for the test split)",
         ],
-        [
-            "Best checkpoint",
-            f"step {results['best_checkpoint_step']}"
-            if results.get("best_checkpoint_step") is not None
-            else "last step",
-        ],
+        ["Best checkpoint", "last step" if best is None else f"step {best}"],
         ["Software", ", ".join(f"{k} {env[k]}" for k in SOFTWARE if env.get(k))],
     ]
 
@@ -409,9 +410,10 @@ def build_card(
     base = resolve_base_model(results["base_model"], base_model)
     metrics, dataset, model = results["metrics"], results["dataset"], results["model"]
     test = metrics["test"]
-    errors = analyse(run_dir, model["max_length"])
+    windowed = metrics.get("test_truncated")
+    errors = analyse(run_dir, model["max_length"], windowed=bool(windowed))
     sweep_path = find_sweep(run_dir, sweep)
-    truncated = errors.buckets[-1] if errors else None
+    long_reviews = errors.buckets[-1] if errors else None
 
     images = {
         "confusion_matrix": plots.confusion_matrix(
@@ -456,7 +458,8 @@ def build_card(
         errors=errors,
         bucket_rows=bucket_rows(errors) if errors else [],
         example_rows=example_rows(errors) if errors else [],
-        truncated=truncated,
+        long_reviews=long_reviews,
+        windowed=windowed,
         command=wrap_command(results["command"]),
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
         images=images,

@@ -96,7 +96,15 @@ def tables(text: str) -> dict[str, list[list[str]]]:
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sweep member run dir with its card built by the CLI, as a user would."""
-    sweep = train_tiny(tiny_model_dir, tmp_path_factory.mktemp("sweep"), "--sweep", "standard,high-lr")
+    sweep = train_tiny(
+        tiny_model_dir,
+        tmp_path_factory.mktemp("sweep"),
+        "--sweep",
+        "standard,high-lr",
+        "--eval_windows",
+        "--window_stride",
+        "16",
+    )
     run = sweep / "standard"
     result = run_card_cli("build", str(run), "--repo_id", REPO_ID, "--base_model", BASE_ID)
     assert result.returncode == 0, result.stderr
@@ -143,15 +151,18 @@ def test_every_section_is_there(card: ModelCard) -> None:
 def test_result_tables_equal_results_json(card: ModelCard, results: dict) -> None:
     metrics = results["metrics"]
     found = tables(card.text)
-    rows = {row[1].strip("*") + (" baseline" if "baseline" in row[0] else ""): row for row in found["Model"]}
+    # Rows by split and kind: the baseline, and with --eval_windows the test split without windows.
+    kinds = ("baseline", "truncated")
+    rows = {" ".join([row[1].strip("*"), *(k for k in kinds if k in row[0])]): row for row in found["Model"]}
     for key, m in (
         ("test", metrics["test"]),
         ("validation", metrics["validation"]),
         ("test baseline", metrics["baseline"]),
+        ("test truncated", metrics["test_truncated"]),
     ):
         assert rows[key][2:] == [
             fmt(m["num_examples"]),
-            *(fmt(m[k]) for k in ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")),
+            *(fmt(m.get(k)) for k in ("accuracy", "f1", "precision", "recall", "roc_auc", "loss")),
         ], key
     per_class = {row[0]: row[1:] for row in found["Class"]}
     for label, c in metrics["test"]["per_class"].items():
@@ -185,7 +196,7 @@ def test_error_analysis_counts_every_test_review(card: ModelCard, run_dir: Path,
     max_length = results["model"]["max_length"]
     buckets = tables(card.text)["Tokens"]
     assert sum(int(row[1].replace(",", "")) for row in buckets) == len(predictions)
-    assert buckets[-1][0] == f"> {max_length} (truncated)"
+    assert buckets[-1][0] == f"> {max_length} (in windows)"  # the run used --eval_windows
     assert int(buckets[-1][1]) == int((predictions["n_tokens"] > max_length).sum())
     wrong = predictions[~predictions["correct"]]
     fp = int((wrong["label"] == "NEGATIVE").sum())

@@ -125,6 +125,7 @@ def test_pushed_lora_run_loads_in_a_fresh_process(
     assert {"accuracy", "f1", "precision", "recall"} <= set(out["eval_results"])
     assert f'model="{REPO_ID}"' in out["text"] and f'Client("{REPO_ID}-demo")' in out["text"]
     assert "### LoRA" in out["text"] and 'subfolder="adapter"' in out["text"]
+    assert "| > 64 (truncated) |" in out["text"]
     for path in lora_run.rglob("*"):
         assert not path.is_file() or local_hub.token.encode() not in path.read_bytes(), path
 
