@@ -94,3 +94,8 @@ def test_predict_bad_inputs(tmp_path: Path) -> None:
     assert_one_sentence(run_cli("--model", "x", "--text", "   ", module="train.predict"), "nothing to classify")
     proc = run_cli("--model", str(tmp_path / "missing-model"), "--text", "fine", module="train.predict")
     assert_one_sentence(proc, "could not load model")
+
+
+def test_window_stride_too_large(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--eval_windows", "--window_stride", "30")
+    assert_one_sentence(proc, "--window_stride 30", "--max_length")

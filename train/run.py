@@ -135,6 +135,11 @@ def train_one(config: Config) -> Path:
     run, started = config.run, time.time()
     out = check_output_dir(run)
     precision = resolve_precision(run.precision)
+    if config.model.eval_windows and not 0 <= config.model.window_stride < config.model.max_length // 2:
+        raise UserError(
+            f"--window_stride {config.model.window_stride} must be below half of --max_length "
+            f"({config.model.max_length}): windows overlap by that many tokens"
+        )
     # Before any model loading: TrainingArguments sets up the process group under torchrun/accelerate.
     args = to_training_arguments(run, precision)
     set_seed(run.seed)
