@@ -1,0 +1,330 @@
+"""The model behind the Space: engines, windows for long reviews, batching and explanations.
+
+Everything that touches the model lives here, so the UI (`app.py`) stays declarative and the
+benchmark (`bench/space_speed.py`) times exactly the code the Space runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import queue
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import pipeline
+
+# A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
+# [batch, num_labels]. Every engine is one of these, so windowing, batching and aggregation are
+# shared code and give identical results up to the engine's arithmetic.
+LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+ENGINE_INT8 = "int8"
+ENGINE_FLOAT = "float"
+ENGINE_LABELS = {
+    ENGINE_INT8: "Fast: int8 dynamic quantisation",
+    ENGINE_FLOAT: "Exact: float32, as trained",
+}
+
+# Tokens shared by consecutive windows of a long review, so a sentence cut at a window edge is
+# still read whole in one of the two windows.
+WINDOW_OVERLAP = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One review's result; `windows` > 1 means the review was longer than the model reads at once."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    windows: int
+    tokens: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": dict(self.probabilities),
+            "windows": self.windows,
+            "tokens": self.tokens,
+        }
+
+
+def torch_logits_fn(model: torch.nn.Module) -> LogitsFn:
+    """Wrap a transformers sequence classifier as a `LogitsFn`."""
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+        return out.logits.float().numpy()
+
+    return run
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Return a copy of `model` with every Linear layer dynamically quantised to int8.
+
+    Linear layers hold almost all of a BERT's arithmetic; int8 weights with per-batch int8
+    activations run them on the CPU's integer dot-product units (VNNI on recent x86), which is
+    where the Space's speed-up comes from (see bench/results/space_speed_*.md). Embeddings,
+    LayerNorm and softmax stay float32.
+    """
+    with warnings.catch_warnings():
+        # torch.ao.quantization is marked deprecated in favour of torchao but still ships and
+        # works; the float engine stays available should a future torch drop it.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+        )
+
+
+def _positive_index(id2label: dict[int, str]) -> int:
+    """Index of the class that explanations are measured against (POSITIVE for this project)."""
+    for index, name in id2label.items():
+        if str(name).upper().startswith("POS"):
+            return int(index)
+    return max(id2label)
+
+
+class SentimentModel:
+    """A text classifier loaded once, with one or more engines and windowed long-text scoring.
+
+    The Space sends every model call through one `Batcher` thread, which keeps the CPU's cores
+    on one batch at a time instead of splitting them between requests. Tokenising is also done
+    from request threads (to size explanations), so it holds a lock: a fast tokenizer's
+    truncation settings are shared state that concurrent calls would trip over.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        engines: Sequence[str] = (ENGINE_INT8, ENGINE_FLOAT),
+        max_batch_size: int = 8,
+        max_batch_tokens: int = 4096,
+    ) -> None:
+        # The pipeline resolves a Hub id or a local folder and pairs the model with its tokenizer;
+        # float32 explicitly, because transformers keeps a float16 checkpoint in float16 otherwise.
+        pipe = pipeline("text-classification", model=model_id, dtype=torch.float32, top_k=None)
+        model = pipe.model.eval()
+        self.model_id = model_id
+        self.tokenizer = pipe.tokenizer
+        self.labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        self.positive_index = _positive_index(model.config.id2label)
+        positions = getattr(model.config, "max_position_embeddings", 512) or 512
+        self.max_length = int(min(self.tokenizer.model_max_length, positions))
+        self.num_special = self.tokenizer.num_special_tokens_to_add()
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.engines: dict[str, LogitsFn] = {}
+        for engine in engines:
+            if engine == ENGINE_FLOAT:
+                self.engines[engine] = torch_logits_fn(model)
+            elif engine == ENGINE_INT8:
+                self.engines[engine] = torch_logits_fn(quantize_int8(model))
+            else:
+                raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
+        self.float_model = model
+        self._tokenizer_lock = threading.Lock()
+
+    def add_engine(self, name: str, logits_fn: LogitsFn) -> None:
+        """Register another engine (the benchmark adds ONNX Runtime candidates this way)."""
+        self.engines[name] = logits_fn
+
+    def windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids of every window of every text, and which text each window belongs to.
+
+        A text that fits is one window, exactly what the pipeline would feed the model. A longer
+        one becomes consecutive windows of `max_length` tokens overlapping by WINDOW_OVERLAP, each
+        with its own [CLS]/[SEP], so no part of the review is dropped.
+        """
+        with self._tokenizer_lock:
+            enc = self.tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=self.max_length,
+                stride=WINDOW_OVERLAP,
+                return_overflowing_tokens=True,
+                padding=False,
+            )
+        return enc["input_ids"], [int(i) for i in enc["overflow_to_sample_mapping"]]
+
+    def _window_probabilities(self, windows: list[list[int]], logits_fn: LogitsFn) -> np.ndarray:
+        """Softmax probabilities for each window, computed in length-sorted, padding-light batches."""
+        probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
+        pad_id = self.tokenizer.pad_token_id or 0
+        start = 0
+        while start < len(order):
+            longest = len(windows[order[start]])
+            size = max(1, min(self.max_batch_size, self.max_batch_tokens // longest))
+            batch = order[start : start + size]
+            ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), longest), dtype=np.int64)
+            for row, index in enumerate(batch):
+                window = windows[index]
+                ids[row, : len(window)] = window
+                mask[row, : len(window)] = 1
+            logits = logits_fn(ids, mask).astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            exp = np.exp(logits)
+            probs[batch] = exp / exp.sum(axis=1, keepdims=True)
+            start += size
+        return probs
+
+    def predict(self, texts: Sequence[str], engine: str = ENGINE_INT8) -> list[Prediction]:
+        """Classify `texts`; a long review's probability is its windows' mean, weighted by tokens."""
+        if not texts:
+            return []
+        logits_fn = self.engines[engine]
+        windows, owner = self.windows(texts)
+        probs = self._window_probabilities(windows, logits_fn)
+        weights = np.array([max(1, len(w) - self.num_special) for w in windows], dtype=np.float64)
+        totals = np.zeros((len(texts), len(self.labels)))
+        weight_sums = np.zeros(len(texts))
+        counts = np.zeros(len(texts), dtype=np.int64)
+        np.add.at(totals, owner, probs * weights[:, None])
+        np.add.at(weight_sums, owner, weights)
+        np.add.at(counts, owner, 1)
+        results = []
+        for i in range(len(texts)):
+            p = totals[i] / weight_sums[i]
+            best = int(p.argmax())
+            # Overflow windows repeat WINDOW_OVERLAP tokens of the previous one: count them once.
+            tokens = int(weight_sums[i]) - WINDOW_OVERLAP * int(counts[i] - 1)
+            results.append(
+                Prediction(
+                    label=self.labels[best],
+                    score=float(p[best]),
+                    probabilities={name: float(v) for name, v in zip(self.labels, p)},
+                    windows=int(counts[i]),
+                    tokens=tokens,
+                )
+            )
+        return results
+
+
+# Priorities for the batcher's queue: a person waiting on one review goes before a file's chunk.
+PRIORITY_INTERACTIVE = 0
+PRIORITY_EXPLAIN = 1
+PRIORITY_BULK = 2
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    engine: str
+    future: Future
+
+
+class Batcher:
+    """Runs every model call on one thread and merges requests that are waiting at the same time.
+
+    Requests that arrive while a batch is running are taken together as the next batch, so
+    concurrent users share forward passes without anyone waiting on a timer. Each request keeps
+    its own validation and its own error: a bad request never fails the others it would have
+    been batched with (gradio's `batch=True` fails the whole batch on one exception). One thread
+    also means the model's intra-op threads own the CPU instead of competing with each other.
+    """
+
+    def __init__(self, model: SentimentModel, max_texts: int = 32) -> None:
+        self.model = model
+        self.max_texts = max_texts
+        self._queue: queue.PriorityQueue[tuple[int, int, _Job]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self.batches_run = 0
+        self.jobs_run = 0
+        threading.Thread(target=self._serve, name="model-batcher", daemon=True).start()
+
+    def predict(
+        self, texts: Sequence[str], engine: str, priority: int = PRIORITY_INTERACTIVE
+    ) -> list[Prediction]:
+        """Queue `texts` for the model and wait for their predictions."""
+        if engine not in self.model.engines:
+            raise ValueError(f"unknown engine {engine!r}; choose from {sorted(self.model.engines)}")
+        job = _Job(list(texts), engine, Future())
+        self._queue.put((priority, next(self._order), job))
+        return job.future.result()
+
+    def _serve(self) -> None:
+        while True:
+            jobs = [self._queue.get()[2]]
+            size = len(jobs[0].texts)
+            while size < self.max_texts:
+                try:
+                    job = self._queue.get_nowait()[2]
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                size += len(job.texts)
+            for engine in dict.fromkeys(job.engine for job in jobs):
+                group = [job for job in jobs if job.engine == engine]
+                self._run(group, engine)
+
+    def _run(self, jobs: list[_Job], engine: str) -> None:
+        texts = [text for job in jobs for text in job.texts]
+        try:
+            predictions = self.model.predict(texts, engine)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request, not swallowed
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        self.batches_run += 1
+        self.jobs_run += len(jobs)
+        start = 0
+        for job in jobs:
+            job.future.set_result(predictions[start : start + len(job.texts)])
+            start += len(job.texts)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """How much each span of the review moved P(positive): `deltas[i]` belongs to `spans[i]`."""
+
+    spans: list[str]
+    deltas: list[float]
+    positive_label: str
+    base_probability: float
+
+
+def occlusion_spans(text: str, max_spans: int) -> list[str]:
+    """Cut `text` into at most `max_spans` consecutive spans of whole words that join back to it.
+
+    Each span keeps its trailing whitespace, so deleting one leaves the words around it apart.
+    """
+    starts = [m.start() for m in re.finditer(r"\S+", text)]
+    if not starts:
+        return [text]
+    starts[0] = 0
+    per_span = math.ceil(len(starts) / max_spans)
+    cuts = starts[::per_span] + [len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def explain(
+    batcher: Batcher, text: str, engine: str, window_budget: int = 48, min_spans: int = 6
+) -> Explanation:
+    """Word (or word-span) occlusion: delete each span, re-score, and report the change.
+
+    A span whose removal lowers P(positive) pushed the review towards positive. All variants go
+    through the model as one batched request. The number of spans is capped so the whole
+    explanation costs about `window_budget` model windows: single words for short reviews,
+    runs of words for long ones.
+    """
+    model = batcher.model
+    windows_per_text = max(1, len(model.windows([text])[0]))
+    max_spans = max(min_spans, window_budget // windows_per_text - 1)
+    spans = occlusion_spans(text, max_spans)
+    variants = ["".join(spans[:i] + spans[i + 1 :]) for i in range(len(spans))]
+    predictions = batcher.predict([text, *variants], engine, priority=PRIORITY_EXPLAIN)
+    positive = model.labels[model.positive_index]
+    base = predictions[0].probabilities[positive]
+    deltas = [base - p.probabilities[positive] for p in predictions[1:]]
+    return Explanation(spans=spans, deltas=deltas, positive_label=positive, base_probability=base)

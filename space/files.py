@@ -1,0 +1,250 @@
+"""Uploaded review files: reading .txt/.csv/.tsv/.jsonl, and writing the results CSV and summary.
+
+Every problem with a file raises `FileProblem` with one sentence a person can act on; the UI and
+the API turn it into a `gr.Error`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+# Column (or JSON field) names taken as the review text, in order of preference, case-insensitive.
+TEXT_COLUMN_NAMES = ("text", "review", "reviews", "review_text", "review_body", "content", "comment", "body", "sentence")
+# Columns the results add; an uploaded column with the same name is kept under an `input_` prefix.
+RESULT_COLUMNS = ("predicted_label", "score", "windows")
+HISTOGRAM_BINS = 10
+
+# A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+class FileProblem(ValueError):
+    """An uploaded file the Space cannot classify; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may contain; shown in the UI and enforced before any model work."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_rows: int = 2000
+    max_chars: int = 30_000
+
+    def describe(self) -> str:
+        return (
+            f"up to {self.max_bytes / 1024 / 1024:g} MB and {self.max_rows:,} reviews per file, "
+            f"{self.max_chars:,} characters per review"
+        )
+
+
+@dataclass
+class ReviewTable:
+    """The uploaded rows (all columns kept, as text) and which column holds the reviews."""
+
+    frame: pd.DataFrame
+    text_column: str
+
+    @property
+    def texts(self) -> list[str]:
+        return self.frame[self.text_column].tolist()
+
+
+def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewTable:
+    """Read an uploaded file into a `ReviewTable`, checking every limit before the model runs."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise FileProblem(
+            f"'{path.name}' is not a supported file type: upload {', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise FileProblem(
+            f"'{path.name}' is {size / 1024 / 1024:.1f} MB; the limit is "
+            f"{limits.max_bytes / 1024 / 1024:g} MB. Split it into smaller files."
+        )
+    text = _decode(path.read_bytes(), path.name)
+    if not text.strip():
+        raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
+    if suffix == ".txt":
+        lines = [line.strip() for line in text.splitlines()]
+        table = ReviewTable(pd.DataFrame({"text": [line for line in lines if line]}), "text")
+    elif suffix == ".jsonl":
+        table = _read_jsonl(text, path.name, text_column)
+    else:
+        table = _read_delimited(text, path.name, "\t" if suffix == ".tsv" else ",", text_column)
+    _check_rows(table, path.name, limits)
+    return table
+
+
+def _decode(data: bytes, name: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise FileProblem(f"'{name}' looks like a binary file, not text: upload reviews as UTF-8 text.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}): "
+            "save it as UTF-8 and upload it again."
+        ) from None
+
+
+def _choose_column(columns: Sequence[str], requested: str | None, name: str) -> str:
+    """The user's column if given, else the first column whose name says it holds review text."""
+    if requested:
+        if requested not in columns:
+            raise FileProblem(
+                f"'{name}' has no column '{requested}'; its columns are: {', '.join(map(str, columns))}."
+            )
+        return requested
+    by_name = {str(c).strip().lower(): c for c in columns}
+    for candidate in TEXT_COLUMN_NAMES:
+        if candidate in by_name:
+            return by_name[candidate]
+    raise FileProblem(
+        f"'{name}' has no text column: none of its columns ({', '.join(map(str, columns))}) is called "
+        f"{', '.join(TEXT_COLUMN_NAMES[:3])}, …; rename one, or choose it under 'Text column'."
+    )
+
+
+def _read_delimited(text: str, name: str, sep: str, requested: str | None) -> ReviewTable:
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise FileProblem(f"'{name}' could not be read as {'TSV' if sep == chr(9) else 'CSV'}: {exc}".strip()) from None
+    return ReviewTable(frame, _choose_column([str(c) for c in frame.columns], requested, name))
+
+
+def _read_jsonl(text: str, name: str, requested: str | None) -> ReviewTable:
+    records: list[dict[str, object]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FileProblem(f"Line {number} of '{name}' is not valid JSON: {exc.msg}.") from None
+        if isinstance(value, str):
+            value = {"text": value}
+        if not isinstance(value, dict):
+            raise FileProblem(f"Line {number} of '{name}' is not a JSON object or string.")
+        records.append(value)
+    frame = pd.DataFrame.from_records(records)
+    column = _choose_column([str(c) for c in frame.columns], requested, name)
+    frame = frame.astype(object).where(frame.notna(), "")
+    frame[column] = frame[column].map(lambda v: v if isinstance(v, str) else json.dumps(v))
+    return ReviewTable(frame, column)
+
+
+def _check_rows(table: ReviewTable, name: str, limits: Limits) -> None:
+    rows = len(table.frame)
+    if rows > limits.max_rows:
+        raise FileProblem(
+            f"'{name}' has {rows:,} reviews; the limit is {limits.max_rows:,} per file. "
+            "Split it into smaller files."
+        )
+    if not any(t.strip() for t in table.texts):
+        raise FileProblem(f"'{name}' has no review text in column '{table.text_column}'.")
+    lengths = [len(t) for t in table.texts]
+    longest = int(np.argmax(lengths))
+    if lengths[longest] > limits.max_chars:
+        raise FileProblem(
+            f"Review {longest + 1:,} in '{name}' is {lengths[longest]:,} characters long; "
+            f"the limit is {limits.max_chars:,} per review."
+        )
+
+
+def neutralise_formula(value: object) -> object:
+    """Prefix a text cell that a spreadsheet would run as a formula with ', leaving numbers alone."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def results_frame(table: ReviewTable, predictions: Sequence[dict[str, object] | None], labels: Sequence[str]) -> pd.DataFrame:
+    """Every uploaded row with its predicted label, score and class probabilities.
+
+    Rows without text keep their place with empty results, so the output lines up with the input.
+    """
+    frame = table.frame.copy()
+    added = [*RESULT_COLUMNS, *(f"prob_{label}" for label in labels)]
+    frame = frame.rename(columns={c: f"input_{c}" for c in frame.columns if c in added})
+    empty = {"label": "", "score": np.nan, "windows": 0, "probabilities": {}}
+    rows = [p if p is not None else empty for p in predictions]
+    frame["predicted_label"] = [r["label"] for r in rows]
+    frame["score"] = [r["score"] for r in rows]
+    for label in labels:
+        frame[f"prob_{label}"] = [r["probabilities"].get(label, np.nan) for r in rows]  # type: ignore[union-attr]
+    frame["windows"] = [r["windows"] for r in rows]
+    return frame
+
+
+def write_results_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write the results CSV with formula-like text cells neutralised (numbers stay numbers)."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            safe[column] = safe[column].map(neutralise_formula)
+    safe.columns = [neutralise_formula(str(c)) for c in safe.columns]
+    safe.to_csv(path, index=False, float_format="%.6f")
+    return path
+
+
+def summarize(frame: pd.DataFrame, labels: Sequence[str], positive_label: str) -> dict[str, object]:
+    """Counts per label, share positive and a histogram of P(positive) over the classified rows."""
+    classified = frame[frame["predicted_label"] != ""]
+    counts = {label: int((classified["predicted_label"] == label).sum()) for label in labels}
+    p_positive = classified[f"prob_{positive_label}"].to_numpy(dtype=float)
+    hist, edges = np.histogram(p_positive, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    n = len(classified)
+    return {
+        "rows": int(len(frame)),
+        "classified": int(n),
+        "empty_rows": int(len(frame) - n),
+        "counts": counts,
+        "share_positive": float(counts[positive_label] / n) if n else 0.0,
+        "split_into_windows": int((classified["windows"] > 1).sum()),
+        "histogram": {
+            "probability_of": positive_label,
+            "edges": [round(float(e), 2) for e in edges],
+            "counts": [int(c) for c in hist],
+        },
+    }
+
+
+def list_columns(path: Path) -> list[str]:
+    """Column (or JSON field) names of an upload, for the 'Text column' menu; [] when there are none."""
+    suffix = path.suffix.lower()
+    try:
+        head = path.read_bytes()[: 1024 * 1024].decode("utf-8-sig", errors="replace")
+        if suffix in (".csv", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            return [str(c) for c in pd.read_csv(io.StringIO(head), sep=sep, nrows=0).columns]
+        if suffix == ".jsonl":
+            names: dict[str, None] = {}
+            for line in head.splitlines()[:50]:
+                value = json.loads(line) if line.strip() else None
+                if isinstance(value, dict):
+                    names.update(dict.fromkeys(map(str, value)))
+            return list(names)
+    except (ValueError, pd.errors.ParserError, csv.Error):
+        return []
+    return []
+
+
+def detect_column(columns: Sequence[str]) -> str | None:
+    """The column `read_reviews` would pick by name, or None."""
+    try:
+        return _choose_column(columns, None, "")
+    except FileProblem:
+        return None
