@@ -110,6 +110,7 @@ speed)
   step 110 train lora --preset h100-lora $GROUP_FIX && card "$WORK/runs/lora"
   step 110 python -m bench.train_speed --model minilm --name train_speed_minilm_accuracy_repeat --out "$WORK/tables" \
     --work_dir "$WORK/runs/repeat" --recipe "project=--preset h100 $GROUP_FIX"
+  for run in "$WORK"/runs/repeat/accuracy-*/; do card "$run"; done
   # Each change alone on top of the reference settings, then the project recipe with compile and batch 128.
   step 60 python -m bench.train_speed --model distilbert-random --name train_speed_ablation --out "$WORK/tables" \
     --work_dir "$WORK/runs/ablation" --throughput_samples 3200 \

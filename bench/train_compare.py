@@ -43,6 +43,7 @@ def comparison_row(path: Path, root: Path) -> dict:
         "val f1": metrics["validation"]["f1"],
         "test reviews": metrics["test"]["num_examples"],
         "test acc": metrics["test"]["accuracy"],
+        "test acc, truncated": (metrics.get("test_truncated") or {}).get("accuracy"),
         "test f1": metrics["test"]["f1"],
         "train s": record["timings"]["train_runtime_s"],
         "test reviews/s": record["timings"]["test_samples_per_second"],
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(
             f"- best {method}: `{best['run']}`, test accuracy {best['test acc']:.4f} -> results/{folder}/"
         )
+        if not (args.results / folder / "README.md").is_file():
+            print(f"warning: {best['run']} has no card: python -m model_card build {args.results / folder}")
     (args.results / "comparison.md").write_text(
         "\n".join(lines) + "\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n"
     )
