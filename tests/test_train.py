@@ -198,3 +198,15 @@ def test_windowed_evaluation_averages_windows_per_review(tiny_model_dir: Path, t
     assert windowed["num_examples"] == truncated["num_examples"] == 48
     assert windowed["windows"] > 48 + long_reviews  # every long review is split into two or more windows
     assert (predictions["pred"] == predictions["label"]).mean() == pytest.approx(windowed["accuracy"])
+
+
+def test_length_grouping_keeps_predictions_aligned_with_reviews(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grouped"
+    train_main(tiny_args(tiny_model_dir, out, "--group_by_length", "--per_device_eval_batch_size", "4"))
+    table = pd.read_csv(out / "test_predictions.csv")
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=str(out))
+    scores = classifier(table["text"].tolist(), top_k=None, truncation=True, max_length=64)
+    prob_positive = [next(s["score"] for s in row if s["label"] == "POSITIVE") for row in scores]
+    assert prob_positive == pytest.approx(table["prob_positive"].tolist(), abs=1e-4)

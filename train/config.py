@@ -152,8 +152,22 @@ class RunArguments:
     torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
     optim: str = field(default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
+    dataloader_persistent_workers: bool = field(
+        default=False, metadata={"help": "Keep data loading workers alive between epochs and evaluations."}
+    )
+    pad_to_multiple_of: Optional[int] = field(
+        default=None, metadata={"help": "Pad batch lengths to a multiple of N (8 suits tensor cores)."}
+    )
+    save_only_model: bool = field(
+        default=False, metadata={"help": "Checkpoints without optimizer state: faster, but --resume cannot use them."}
+    )
     eval_strategy: str = field(
-        default="steps", metadata={"help": "When to evaluate on validation: steps or epoch.", "choices": ["steps", "epoch"]}
+        default="steps",
+        metadata={
+            "help": "When to evaluate on validation and checkpoint: steps, epoch, or no (then the last model is "
+            "kept and there is no early stopping).",
+            "choices": ["steps", "epoch", "no"],
+        },
     )
     eval_steps: int = field(default=500, metadata={"help": "Evaluate (and checkpoint) every N steps."})
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})

@@ -20,7 +20,7 @@ LABEL_NAMES = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
 BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
-def _load_file(path: Path) -> Dataset:
+def load_file(path: Path) -> Dataset:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise UserError(f"{path} has an unsupported extension: use one of {', '.join(FILE_BUILDERS)}")
@@ -44,7 +44,7 @@ def _load_aclimdb_split(folder: Path) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def _find_split_file(folder: Path, split: str) -> Path | None:
+def find_split_file(folder: Path, split: str) -> Path | None:
     for ext in FILE_BUILDERS:
         if (folder / f"{split}{ext}").is_file():
             return folder / f"{split}{ext}"
@@ -56,21 +56,21 @@ def load_raw(args: DataArguments) -> DatasetDict:
     if args.train_file or args.test_file:
         if not (args.train_file and args.test_file):
             raise UserError("give both --train_file and --test_file, or a folder with --dataset_name")
-        return DatasetDict(train=_load_file(Path(args.train_file)), test=_load_file(Path(args.test_file)))
+        return DatasetDict(train=load_file(Path(args.train_file)), test=load_file(Path(args.test_file)))
 
     local = Path(args.dataset_name)
     if local.is_dir():
         if (local / "train" / "pos").is_dir():
             splits = {s: _load_aclimdb_split(local / s) for s in ("train", "test")}
             return DatasetDict(splits)
-        files = {s: _find_split_file(local, s) for s in ("train", "test")}
+        files = {s: find_split_file(local, s) for s in ("train", "test")}
         missing = [s for s, f in files.items() if f is None]
         if missing:
             raise UserError(
                 f"{local} has no {' or '.join(missing)} file: expected train.<ext> and test.<ext> "
                 f"({', '.join(FILE_BUILDERS)}) or the aclImdb layout train/pos, train/neg, test/pos, test/neg"
             )
-        return DatasetDict({s: _load_file(f) for s, f in files.items()})
+        return DatasetDict({s: load_file(f) for s, f in files.items()})
     if local.suffix or local.is_absolute() or args.dataset_name.startswith("."):
         raise UserError(f"{args.dataset_name} does not exist: give a local folder, or a Hub dataset id like stanfordnlp/imdb")
 

@@ -46,7 +46,7 @@ from transformers import (
 )
 
 from train import results
-from train.data import BR_TAG, _find_split_file, _load_file
+from train.data import BR_TAG, find_split_file, load_file
 from train.errors import UserError, cli
 from train.run import resolve_precision
 
@@ -123,14 +123,14 @@ def load_texts(args: MlmDataArguments) -> Dataset:
     """A one-column `text` dataset from a file, a folder or the Hub, cleaned like the training data."""
     path = Path(args.dataset_name)
     if path.is_file():
-        ds = _load_file(path)
+        ds = load_file(path)
     elif path.is_dir():
-        file = _find_split_file(path, args.dataset_split)
+        file = find_split_file(path, args.dataset_split)
         if file is None:
             raise UserError(
                 f"{path} has no {args.dataset_split}.<ext> file: name the file itself with --dataset_name"
             )
-        ds = _load_file(file)
+        ds = load_file(file)
     elif path.suffix or path.is_absolute() or args.dataset_name.startswith("."):
         raise UserError(f"{args.dataset_name} does not exist: give a file, a folder, or a Hub dataset id")
     else:

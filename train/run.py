@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
+from torch.utils.data import Sampler, SequentialSampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -33,6 +34,19 @@ from train.metrics import compute_metrics, full_metrics, positive_probabilities
 from train.modeling import apply_method, load_model, load_tokenizer, parameter_counts, save_for_pipeline
 
 logger = logging.getLogger("train")
+
+
+class OrderedEvalTrainer(Trainer):
+    """A Trainer whose predictions come back in the dataset's row order.
+
+    With length grouping on, transformers 5 also groups *evaluation* batches by length, so
+    `predict` returns rows in another order than the dataset's and the test metrics and
+    prediction table would pair a review with another review's score. Training keeps the
+    grouping; evaluation reads rows in order (under DDP, accelerate's gather keeps order).
+    """
+
+    def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
 def resolve_precision(requested: str) -> str:
@@ -71,14 +85,16 @@ def to_training_arguments(run: RunArguments, precision: str) -> TrainingArgument
         # accelerate treats torchrun on CPU as distributed (gloo) only when told the run is CPU-only.
         use_cpu=not torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
+        dataloader_persistent_workers=run.dataloader_persistent_workers and run.dataloader_num_workers > 0,
         eval_strategy=run.eval_strategy,
         eval_steps=run.eval_steps,
         save_strategy=run.eval_strategy,
         save_steps=run.eval_steps,
         save_total_limit=2,
+        save_only_model=run.save_only_model,
         logging_steps=run.logging_steps,
         logging_first_step=True,
-        load_best_model_at_end=True,
+        load_best_model_at_end=run.eval_strategy != "no",
         metric_for_best_model=run.metric_for_best_model,
         report_to=report_to,
     )
@@ -160,16 +176,18 @@ def train_one(config: Config) -> Path:
         100 * counts["trainable_share"],
     )
 
-    patience = run.early_stopping_patience
-    trainer = Trainer(
+    patience = run.early_stopping_patience if run.eval_strategy != "no" else None
+    trainer = OrderedEvalTrainer(
         model=model,
         args=args,
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(
-            tokenizer, padding="max_length" if config.model.pad_to_max_length else "longest",
+            tokenizer,
+            padding="max_length" if config.model.pad_to_max_length else "longest",
             max_length=config.model.max_length if config.model.pad_to_max_length else None,
+            pad_to_multiple_of=run.pad_to_multiple_of,
         ),
         compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if patience else [],
@@ -222,6 +240,8 @@ def train_one(config: Config) -> Path:
             },
             "metrics": {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated},
             "best_checkpoint_step": trainer.state.best_global_step,
+            "global_step": trainer.state.global_step,
+            "epochs_trained": trainer.state.epoch,
             "log_history": trainer.state.log_history,
             "config": config.to_dict(),
         }
