@@ -21,8 +21,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Save a 2-layer, 32-wide DistilBERT classifier with the real uncased tokenizer to `out_dir`."""
+def build_tiny_model(out_dir: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """Save a 2-layer, 32-wide DistilBERT classifier with the real uncased tokenizer to `out_dir`.
+
+    A large `initializer_range` gives a random model whose scores differ from review to review.
+    """
     import torch
     from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
 
@@ -37,6 +40,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         num_labels=2,
         id2label={0: "NEGATIVE", 1: "POSITIVE"},
         label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        initializer_range=initializer_range,
     )
     model = DistilBertForSequenceClassification(config)
     model.save_pretrained(out_dir)

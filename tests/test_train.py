@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from safetensors import safe_open
 
-from conftest import ROOT
+from conftest import ROOT, build_tiny_model
 from train.run import main as train_main
 
 PY = sys.executable
@@ -200,13 +200,16 @@ def test_windowed_evaluation_averages_windows_per_review(tiny_model_dir: Path, t
     assert (predictions["pred"] == predictions["label"]).mean() == pytest.approx(windowed["accuracy"])
 
 
-def test_length_grouping_keeps_predictions_aligned_with_reviews(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_length_grouping_keeps_predictions_aligned_with_reviews(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "model", initializer_range=1.0)
     out = tmp_path / "grouped"
-    train_main(tiny_args(tiny_model_dir, out, "--group_by_length", "--per_device_eval_batch_size", "4"))
+    # Long inputs, so that the reviews' lengths differ and grouping would reorder them.
+    train_main(tiny_args(model, out, "--group_by_length", "--max_length", "512", "--baseline", "false"))
     table = pd.read_csv(out / "test_predictions.csv")
     from transformers import pipeline
 
     classifier = pipeline("text-classification", model=str(out))
-    scores = classifier(table["text"].tolist(), top_k=None, truncation=True, max_length=64)
+    assert table["n_tokens"].clip(upper=512).nunique() > 10 and table["prob_positive"].std() > 1e-3
+    scores = classifier(table["text"].tolist(), top_k=None, truncation=True, max_length=512)
     prob_positive = [next(s["score"] for s in row if s["label"] == "POSITIVE") for row in scores]
-    assert prob_positive == pytest.approx(table["prob_positive"].tolist(), abs=1e-4)
+    assert prob_positive == pytest.approx(table["prob_positive"].tolist(), abs=1e-5)
