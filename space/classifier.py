@@ -6,16 +6,17 @@ benchmark (`bench/space_speed.py`) times exactly the code the Space runs.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import queue
 import re
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,13 +30,20 @@ LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 ENGINE_INT8 = "int8"
 ENGINE_FLOAT = "float"
 ENGINE_LABELS = {
-    ENGINE_INT8: "Fast: int8 dynamic quantisation",
     ENGINE_FLOAT: "Exact: float32, as trained",
+    ENGINE_INT8: "Fast: int8 (ONNX Runtime)",
 }
+# Engines whose arithmetic depends on the batch: dynamic quantisation picks one activation scale
+# per batch, so these run one window at a time and a review's score never depends on what else
+# was in the queue (measured no slower on CPU: bench/results/space_speed_*.md).
+PER_WINDOW_ENGINES = {ENGINE_INT8}
 
 # Tokens shared by consecutive windows of a long review, so a sentence cut at a window edge is
-# still read whole in one of the two windows.
-WINDOW_OVERLAP = 64
+# still read whole in one of the two. Same as the training command's `--eval_windows` default
+# (`--window_stride 128`), so the Space reproduces the windowed figures of the model card.
+WINDOW_OVERLAP = 128
+# The IMDb reviews' line breaks; the training command replaces them with spaces, so the Space does too.
+BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,21 +77,58 @@ def torch_logits_fn(model: torch.nn.Module) -> LogitsFn:
     return run
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Return a copy of `model` with every Linear layer dynamically quantised to int8.
+class _Logits(torch.nn.Module):
+    """The classifier with plain tensor inputs and outputs, as ONNX export wants it."""
 
-    Linear layers hold almost all of a BERT's arithmetic; int8 weights with per-batch int8
-    activations run them on the CPU's integer dot-product units (VNNI on recent x86), which is
-    where the Space's speed-up comes from (see bench/results/space_speed_*.md). Embeddings,
-    LayerNorm and softmax stay float32.
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: object, threads: int) -> LogitsFn:
+    """Export `model` to ONNX, quantise its weights to int8 per output channel, serve it with ORT.
+
+    Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
+    scale computed per call, integer matrix products on the CPU's int8 units. Per-channel weights
+    and full-range activations keep it much closer to float32 than torch's dynamic quantisation
+    (bench/results/space_speed_*.md). Takes a few seconds at start; the files live in a temporary
+    folder for the life of the process.
     """
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
+    exported, quantised = folder / "model.onnx", folder / "model-int8.onnx"
+    example = tokenizer(["a short example", "two"], padding=True, return_tensors="pt")  # type: ignore[operator]
+    wrapper = _Logits(model).eval()
     with warnings.catch_warnings():
-        # torch.ao.quantization is marked deprecated in favour of torchao but still ships and
-        # works; the float engine stays available should a future torch drop it.
+        # The TorchScript exporter warns about its own future; it is what exports without onnxscript.
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+        torch.onnx.export(
+            wrapper, (example["input_ids"], example["attention_mask"]), str(exported), dynamo=False,
+            input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
         )
+    quantize_dynamic(str(exported), str(quantised), weight_type=QuantType.QInt8, per_channel=True)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as OMP_WAIT_POLICY
+    session = ort.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"])
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+    return run
+
+
+def clean_text(text: str) -> str:
+    """The text as the model saw reviews in training: `<br />` tags replaced with spaces."""
+    return BR_TAG.sub(" ", text)
 
 
 def _positive_index(id2label: dict[int, str]) -> int:
@@ -106,7 +151,7 @@ class SentimentModel:
     def __init__(
         self,
         model_id: str,
-        engines: Sequence[str] = (ENGINE_INT8, ENGINE_FLOAT),
+        engines: Sequence[str] = (ENGINE_FLOAT, ENGINE_INT8),
         max_batch_size: int = 8,
         max_batch_tokens: int = 4096,
     ) -> None:
@@ -128,7 +173,7 @@ class SentimentModel:
             if engine == ENGINE_FLOAT:
                 self.engines[engine] = torch_logits_fn(model)
             elif engine == ENGINE_INT8:
-                self.engines[engine] = torch_logits_fn(quantize_int8(model))
+                self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
             else:
                 raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
         self.float_model = model
@@ -156,7 +201,7 @@ class SentimentModel:
             )
         return enc["input_ids"], [int(i) for i in enc["overflow_to_sample_mapping"]]
 
-    def _window_probabilities(self, windows: list[list[int]], logits_fn: LogitsFn) -> np.ndarray:
+    def _window_probabilities(self, windows: list[list[int]], logits_fn: LogitsFn, max_batch: int) -> np.ndarray:
         """Softmax probabilities for each window, computed in length-sorted, padding-light batches."""
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
@@ -164,7 +209,7 @@ class SentimentModel:
         start = 0
         while start < len(order):
             longest = len(windows[order[start]])
-            size = max(1, min(self.max_batch_size, self.max_batch_tokens // longest))
+            size = max(1, min(max_batch, self.max_batch_tokens // longest))
             batch = order[start : start + size]
             ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), longest), dtype=np.int64)
@@ -179,33 +224,36 @@ class SentimentModel:
             start += size
         return probs
 
-    def predict(self, texts: Sequence[str], engine: str = ENGINE_INT8) -> list[Prediction]:
-        """Classify `texts`; a long review's probability is its windows' mean, weighted by tokens."""
+    def predict(self, texts: Sequence[str], engine: str = ENGINE_FLOAT) -> list[Prediction]:
+        """Classify `texts`; a long review's probabilities are the mean of its windows'.
+
+        A plain mean, as the training command's `--eval_windows` evaluation computes it.
+        """
         if not texts:
             return []
         logits_fn = self.engines[engine]
-        windows, owner = self.windows(texts)
-        probs = self._window_probabilities(windows, logits_fn)
-        weights = np.array([max(1, len(w) - self.num_special) for w in windows], dtype=np.float64)
+        windows, owner = self.windows([clean_text(t) for t in texts])
+        max_batch = 1 if engine in PER_WINDOW_ENGINES else self.max_batch_size
+        probs = self._window_probabilities(windows, logits_fn, max_batch)
         totals = np.zeros((len(texts), len(self.labels)))
-        weight_sums = np.zeros(len(texts))
         counts = np.zeros(len(texts), dtype=np.int64)
-        np.add.at(totals, owner, probs * weights[:, None])
-        np.add.at(weight_sums, owner, weights)
+        tokens = np.zeros(len(texts), dtype=np.int64)
+        np.add.at(totals, owner, probs)
         np.add.at(counts, owner, 1)
+        np.add.at(tokens, owner, [len(w) - self.num_special for w in windows])
+        # Overflow windows repeat WINDOW_OVERLAP tokens of the previous one: count those once.
+        tokens -= WINDOW_OVERLAP * (counts - 1)
         results = []
         for i in range(len(texts)):
-            p = totals[i] / weight_sums[i]
+            p = totals[i] / counts[i]
             best = int(p.argmax())
-            # Overflow windows repeat WINDOW_OVERLAP tokens of the previous one: count them once.
-            tokens = int(weight_sums[i]) - WINDOW_OVERLAP * int(counts[i] - 1)
             results.append(
                 Prediction(
                     label=self.labels[best],
                     score=float(p[best]),
                     probabilities={name: float(v) for name, v in zip(self.labels, p)},
                     windows=int(counts[i]),
-                    tokens=tokens,
+                    tokens=int(tokens[i]),
                 )
             )
         return results
@@ -319,6 +367,7 @@ def explain(
     runs of words for long ones.
     """
     model = batcher.model
+    text = clean_text(text)
     windows_per_text = max(1, len(model.windows([text])[0]))
     max_spans = max(min_spans, window_budget // windows_per_text - 1)
     spans = occlusion_spans(text, max_spans)

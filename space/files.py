@@ -126,7 +126,8 @@ def _read_delimited(text: str, name: str, sep: str, requested: str | None) -> Re
 
 
 def _read_jsonl(text: str, name: str, requested: str | None) -> ReviewTable:
-    records: list[dict[str, object]] = []
+    """One JSON object (the text in a field found by name) or one JSON string (the text) per line."""
+    records: list[dict[str, object] | str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -134,13 +135,13 @@ def _read_jsonl(text: str, name: str, requested: str | None) -> ReviewTable:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise FileProblem(f"Line {number} of '{name}' is not valid JSON: {exc.msg}.") from None
-        if isinstance(value, str):
-            value = {"text": value}
-        if not isinstance(value, dict):
+        if not isinstance(value, (dict, str)):
             raise FileProblem(f"Line {number} of '{name}' is not a JSON object or string.")
         records.append(value)
-    frame = pd.DataFrame.from_records(records)
-    column = _choose_column([str(c) for c in frame.columns], requested, name)
+    keys = list(dict.fromkeys(str(k) for r in records if isinstance(r, dict) for k in r))
+    column = _choose_column(keys, requested, name) if keys else (requested or "text")
+    rows = [r if isinstance(r, dict) else {column: r} for r in records]
+    frame = pd.DataFrame.from_records(rows, columns=keys or [column])
     frame = frame.astype(object).where(frame.notna(), "")
     frame[column] = frame[column].map(lambda v: v if isinstance(v, str) else json.dumps(v))
     return ReviewTable(frame, column)
@@ -193,7 +194,7 @@ def write_results_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write the results CSV with formula-like text cells neutralised (numbers stay numbers)."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_formula)
     safe.columns = [neutralise_formula(str(c)) for c in safe.columns]
     safe.to_csv(path, index=False, float_format="%.6f")

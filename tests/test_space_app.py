@@ -1,0 +1,475 @@
+"""The Space through its public API: the app launched on localhost with the tiny model from a local
+path, every endpoint called with gradio_client, each upload format, every bad input, the README's
+snippets run as written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = ROOT / "space"
+sys.path.insert(0, str(SPACE))
+
+import app  # noqa: E402
+import classifier  # noqa: E402
+import files  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+# Small limits keep the bad-input files small; the messages are the same as with the defaults.
+TEST_LIMITS = files.Limits(max_bytes=1024 * 1024, max_rows=50, max_chars=30_000)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path) -> classifier.SentimentModel:
+    return classifier.SentimentModel(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def space_url(tiny_model: classifier.SentimentModel) -> Iterator[str]:
+    """The Space on the tiny model, launched in this process on a free localhost port."""
+    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(space_url: str) -> Client:
+    return Client(space_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def reviews(sample_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(sample_dir / "test.parquet")
+
+
+@pytest.fixture(scope="session")
+def long_review(reviews: pd.DataFrame, tiny_model: classifier.SentimentModel) -> str:
+    """A real review longer than the model's 512 tokens."""
+    for text in reviews["text"]:
+        if len(tiny_model.tokenizer(text)["input_ids"]) > 700:
+            return text
+    raise AssertionError("the sample has no review over 700 tokens")
+
+
+def assert_result(result: dict, engine: str = classifier.ENGINE_FLOAT) -> None:
+    assert set(result) == {"label", "score", "probabilities", "windows", "tokens", "engine"}
+    probs = result["probabilities"]
+    assert set(probs) == {"NEGATIVE", "POSITIVE"}
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert result["label"] == max(probs, key=probs.get)
+    assert result["score"] == pytest.approx(probs[result["label"]])
+    assert result["engine"] == engine
+
+
+def ok(client: Client) -> None:
+    """The app still serves a normal request."""
+    assert_result(client.predict("Still serving after that?", api_name="/predict"))
+
+
+def upload(
+    client: Client, path: Path, column: str = "", engine: str = classifier.ENGINE_INT8
+) -> tuple[pd.DataFrame, dict]:
+    csv_path, summary = client.predict(handle_file(str(path)), column, engine, api_name="/predict_file")
+    return pd.read_csv(csv_path, dtype=str, keep_default_na=False), summary
+
+
+# --- /predict, /predict_batch, /explain ------------------------------------------------------------------
+
+
+def test_api_lists_the_named_endpoints(client: Client) -> None:
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/predict", "/predict_batch", "/predict_file", "/explain"} <= set(endpoints)
+
+
+def test_predict_returns_label_score_and_both_probabilities(client: Client) -> None:
+    result = client.predict("A moving, beautifully acted film.", api_name="/predict")
+    assert_result(result)
+    assert result["windows"] == 1 and result["tokens"] == 7
+
+
+def test_float_engine_is_the_plain_pipeline(client: Client, tiny_model_dir: Path) -> None:
+    """The float engine gives the pipeline's own probabilities for a review that fits the model."""
+    from transformers import pipeline
+
+    text = "The plot was thin but the acting carried it."
+    result = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
+    assert_result(result, classifier.ENGINE_FLOAT)
+    pipe = pipeline("text-classification", model=str(tiny_model_dir), top_k=None)
+    expected = {d["label"]: d["score"] for d in pipe([text])[0]}
+    for label, p in expected.items():
+        assert result["probabilities"][label] == pytest.approx(p, abs=1e-6)
+
+
+def test_int8_engine_is_close_to_float(client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame) -> None:
+    texts = reviews["text"].head(16).tolist()
+    fast = tiny_model.predict(texts, classifier.ENGINE_INT8)
+    exact = tiny_model.predict(texts, classifier.ENGINE_FLOAT)
+    gaps = [abs(a.probabilities["POSITIVE"] - b.probabilities["POSITIVE"]) for a, b in zip(fast, exact)]
+    assert max(gaps) < 0.02
+    assert [a.windows for a in fast] == [b.windows for b in exact]
+    # One window at a time: a review's int8 score does not depend on what it was batched with.
+    alone = tiny_model.predict(texts[:1], classifier.ENGINE_INT8)[0]
+    assert alone.probabilities == fast[0].probabilities
+    via_api = client.predict(texts[0], classifier.ENGINE_INT8, api_name="/predict")
+    assert_result(via_api, classifier.ENGINE_INT8)
+    assert via_api["probabilities"]["POSITIVE"] == pytest.approx(alone.probabilities["POSITIVE"], abs=1e-12)
+
+
+def test_long_review_is_split_into_windows_and_averaged(
+    client: Client, tiny_model: classifier.SentimentModel, long_review: str
+) -> None:
+    result = client.predict(long_review, classifier.ENGINE_FLOAT, api_name="/predict")
+    assert result["windows"] >= 2 and result["tokens"] > 512
+    # The same numbers by hand: the float model on each overlapping window, probabilities averaged.
+    import torch
+
+    enc = tiny_model.tokenizer(
+        classifier.clean_text(long_review), truncation=True, max_length=512, stride=classifier.WINDOW_OVERLAP,
+        return_overflowing_tokens=True,
+    )
+    assert len(enc["input_ids"]) == result["windows"]
+    with torch.no_grad():
+        window_probs = [
+            torch.softmax(tiny_model.float_model(input_ids=torch.tensor([ids])).logits[0], -1).numpy()
+            for ids in enc["input_ids"]
+        ]
+    assert result["probabilities"]["POSITIVE"] == pytest.approx(float(np.mean(window_probs, axis=0)[1]), abs=1e-6)
+    # ... and the UI says it did.
+    _, note = app.prediction_view(result, 512)
+    assert f"split into {result['windows']} windows" in note and "Nothing was cut off" in note
+
+
+def test_br_tags_are_removed_as_in_training(tiny_model: classifier.SentimentModel) -> None:
+    with_tags, without = tiny_model.predict(["Great fun.<br /><br />Loved it.", "Great fun.  Loved it."], "float")
+    assert with_tags.probabilities == pytest.approx(without.probabilities) and with_tags.tokens == without.tokens
+
+
+def test_predict_batch_keeps_order_and_matches_predict(client: Client) -> None:
+    texts = ["Wonderful.", "Dreadful, boring and far too long.", "It was fine."]
+    batch = client.predict(texts, classifier.ENGINE_FLOAT, api_name="/predict_batch")
+    assert len(batch) == 3
+    for text, result in zip(texts, batch):
+        assert_result(result, classifier.ENGINE_FLOAT)
+        single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
+        assert result["probabilities"]["POSITIVE"] == pytest.approx(single["probabilities"]["POSITIVE"], abs=1e-5)
+
+
+def test_explain_returns_highlighted_spans_of_the_review(client: Client) -> None:
+    text = "Sharp writing, lovely score,<br />and a dull ending."
+    spans, summary = client.predict(text, api_name="/explain")
+    assert "".join(s["token"] for s in spans) == classifier.clean_text(text)
+    assert {s["class_or_confidence"] for s in spans} <= {None, *app.HIGHLIGHT_COLORS}
+    assert "P(POSITIVE) =" in summary and "Pushed positive" in summary
+
+
+def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel) -> None:
+    """Occlusion finds the words a model reacts to: here an engine that only knows two words."""
+    vocab = tiny_model.tokenizer.get_vocab()
+    good, awful = vocab["superb"], vocab["awful"]
+
+    def two_word_model(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        score = ((ids == good).sum(axis=1) - (ids == awful).sum(axis=1)) * 2.0
+        return np.stack([np.zeros_like(score), score], axis=1)
+
+    tiny_model.add_engine("two-words", two_word_model)
+    try:
+        batcher = classifier.Batcher(tiny_model)
+        result = classifier.explain(batcher, "The cast is superb but the script is awful indeed", "two-words")
+        spans, _ = app.render_explanation(result)
+    finally:
+        del tiny_model.engines["two-words"]
+    categories = {span.strip(): category for span, category in spans}
+    assert categories["superb"] == "strong positive"
+    assert categories["awful"] == "strong negative"
+    assert {c for w, c in categories.items() if w not in ("superb", "awful")} == {None}
+
+
+def test_long_explanations_occlude_spans_of_words(tiny_model: classifier.SentimentModel, long_review: str) -> None:
+    spans = classifier.occlusion_spans(long_review, 10)
+    assert len(spans) <= 10 and "".join(spans) == long_review
+    assert all(s.strip() for s in spans)
+
+
+def test_batcher_merges_requests_that_wait_together(tiny_model: classifier.SentimentModel) -> None:
+    release = threading.Event()
+    started = threading.Event()
+    float_fn = tiny_model.engines[classifier.ENGINE_FLOAT]
+
+    def gated(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        started.set()
+        release.wait(10)
+        return float_fn(ids, mask)
+
+    tiny_model.add_engine("gated", gated)
+    try:
+        batcher = classifier.Batcher(tiny_model)
+        results: dict[int, list] = {}
+
+        def ask(i: int) -> None:
+            results[i] = batcher.predict([f"review number {i}"], "gated")
+
+        threads = [threading.Thread(target=ask, args=(0,))]
+        threads[0].start()
+        started.wait(10)  # the first request holds the model; the next five queue behind it
+        threads += [threading.Thread(target=ask, args=(i,)) for i in range(1, 6)]
+        for t in threads[1:]:
+            t.start()
+        while batcher._queue.qsize() < 5:
+            time.sleep(0.01)
+        release.set()
+        for t in threads:
+            t.join(10)
+    finally:
+        del tiny_model.engines["gated"]
+    assert sorted(results) == list(range(6))
+    assert batcher.jobs_run == 6 and batcher.batches_run == 2
+
+
+def test_concurrent_requests_all_get_their_own_answer(client: Client) -> None:
+    texts = [f"Review {i}: {'great' if i % 2 else 'terrible'} film." for i in range(8)]
+    jobs = [client.submit(t, classifier.ENGINE_FLOAT, api_name="/predict") for t in texts]
+    results = [job.result(timeout=60) for job in jobs]
+    for text, result in zip(texts, results):
+        single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
+        assert result["probabilities"]["POSITIVE"] == pytest.approx(single["probabilities"]["POSITIVE"], abs=1e-5)
+
+
+# --- /predict_file: every format ----------------------------------------------------------------------------
+
+
+def test_upload_txt_one_review_per_line(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "reviews.txt"
+    path.write_text("Loved every minute.\n\nHated it.\n  A solid, enjoyable thriller.  \n")
+    table, summary = upload(client, path)
+    assert table["text"].tolist() == ["Loved every minute.", "Hated it.", "A solid, enjoyable thriller."]
+    assert set(table["predicted_label"]) <= {"NEGATIVE", "POSITIVE"}
+    assert summary["rows"] == summary["classified"] == 3
+    assert sum(summary["counts"].values()) == 3 and sum(summary["histogram"]["counts"]) == 3
+    assert summary["share_positive"] == pytest.approx(summary["counts"]["POSITIVE"] / 3)
+    probs = table["prob_POSITIVE"].astype(float)
+    assert ((table["predicted_label"] == "POSITIVE") == (probs > 0.5)).all()
+
+
+def test_upload_csv_finds_the_text_column_by_name(client: Client, tmp_path: Path, reviews: pd.DataFrame) -> None:
+    sample = reviews.head(20).rename(columns={"text": "Review"})[["label", "Review"]]
+    path = tmp_path / "imdb.csv"
+    sample.to_csv(path, index=False)
+    table, summary = upload(client, path)
+    assert summary["text_column"] == "Review" and summary["classified"] == 20
+    assert table["Review"].tolist() == sample["Review"].tolist()
+    # The upload's own "label" column is kept, beside the prediction.
+    assert table["label"].tolist() == sample["label"].astype(str).tolist()
+    assert summary["split_into_windows"] == int((table["windows"].astype(int) > 1).sum())
+
+
+def test_upload_csv_with_the_column_chosen_by_the_user(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "survey.csv"
+    path.write_text("id,opinion,stars\n1,Terrible sound and a silly plot,1\n2,A joy to watch,5\n")
+    table, summary = upload(client, path, column="opinion")
+    assert summary["text_column"] == "opinion" and len(table) == 2 and table["stars"].tolist() == ["1", "5"]
+
+
+def test_upload_tsv(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "reviews.tsv"
+    path.write_text("text\tsource\nGreat, with commas, inside.\tweb\nNot for me.\tmail\n")
+    table, summary = upload(client, path)
+    assert table["text"].tolist() == ["Great, with commas, inside.", "Not for me."] and summary["classified"] == 2
+
+
+def test_upload_jsonl_objects_and_strings(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "reviews.jsonl"
+    lines = [{"review": "A classic.", "id": 1}, "Utterly forgettable.", {"review": "Funny & warm", "id": 3}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    assert summary["classified"] == 3 and summary["engine"] == classifier.ENGINE_FLOAT
+    assert summary["text_column"] == "review"
+
+
+def test_upload_keeps_empty_rows_unclassified(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text('text\nGood.\n""\nBad.\n')
+    table, summary = upload(client, path)
+    assert table["predicted_label"].tolist()[1] == "" and summary["empty_rows"] == 1 and summary["classified"] == 2
+
+
+def test_download_neutralises_spreadsheet_formulas(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "evil.csv"
+    rows = [
+        ["text", "note"],
+        ['=HYPERLINK("http://evil.example","click")', "+1+2"],
+        ["-2+3 fine film", "@SUM(A1:A2)"],
+        ["A normal review", "-3.5"],
+    ]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    csv_path, _ = client.predict(handle_file(str(path)), api_name="/predict_file")
+    with open(csv_path, newline="") as f:
+        out = list(csv.DictReader(f))
+    assert out[0]["text"] == "'" + rows[1][0] and out[0]["note"] == "'+1+2"
+    assert out[1]["text"] == "'-2+3 fine film" and out[1]["note"] == "'@SUM(A1:A2)"
+    assert out[2]["text"] == "A normal review" and out[2]["note"] == "-3.5"  # a plain number stays a number
+    for row in out:
+        float(row["score"])  # the app's own numbers are numbers
+
+
+def test_upload_menu_lists_and_detects_columns(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("id,Review_Text,stars\n1,ok,3\n")
+    columns = files.list_columns(path)
+    assert columns == ["id", "Review_Text", "stars"] and files.detect_column(columns) == "Review_Text"
+    (tmp_path / "y.jsonl").write_text('{"a": 1, "body": "x"}\n{"c": 2}\n')
+    assert files.list_columns(tmp_path / "y.jsonl") == ["a", "body", "c"]
+    (tmp_path / "z.txt").write_text("one review\n")
+    assert files.list_columns(tmp_path / "z.txt") == []
+
+
+# --- bad input: one clear message each, and the app keeps serving -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "The review is empty"),
+        ("  \n\t ", "The review is empty"),
+        ("x" * (5 * 1024 * 1024), "is 5,242,880 characters long; the limit is 30,000"),
+    ],
+    ids=["empty", "whitespace", "5MB"],
+)
+def test_bad_text(client: Client, text: str, message: str) -> None:
+    for endpoint in ("/predict", "/explain"):
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(text, api_name=endpoint)
+    ok(client)
+
+
+def test_bad_batches(client: Client) -> None:
+    with pytest.raises(AppError, match="non-empty list"):
+        client.predict([], api_name="/predict_batch")
+    with pytest.raises(AppError, match="Review 2 of 3 is empty"):
+        client.predict(["fine", " ", "fine"], api_name="/predict_batch")
+    with pytest.raises(AppError, match="51 reviews in one call; the limit is 50"):
+        client.predict(["fine"] * 51, api_name="/predict_batch")
+    with pytest.raises(AppError, match=re.escape("Value: 'gpu' (type: <class 'str'>) is not in the list of choices")):
+        client.predict("fine", "gpu", api_name="/predict")
+    with pytest.raises(AppError, match="Unknown engine 'gpu': choose one of float, int8"):
+        client.predict(["fine"], "gpu", api_name="/predict_batch")
+    ok(client)
+
+
+def _bad_files(tmp_path: Path) -> list[tuple[str, bytes | str, str]]:
+    rows = "text\n" + "".join(f"review {i}\n" for i in range(51))
+    return [
+        ("binary.txt", bytes(range(256)) * 4, "looks like a binary file"),
+        ("latin1.csv", "text\nUn film très réussi\n".encode("latin-1"), "is not UTF-8 text (byte 0xe8"),
+        ("empty.txt", b"", "is empty: there are no reviews"),
+        ("blank.csv", "\n \n", "is empty: there are no reviews"),
+        ("no_text.csv", "id,stars\n1,5\n2,1\n", "has no text column: none of its columns (id, stars)"),
+        ("header_only.csv", "text\n", "has no review text in column 'text'"),
+        ("too_many.csv", rows, "has 51 reviews; the limit is 50 per file"),
+        ("too_big.txt", "a review\n" * 130_000, "is 1.1 MB; the limit is 1 MB"),
+        ("long_row.txt", "x" * 40_000, "Review 1 in 'long_row.txt' is 40,000 characters long; the limit is 30,000"),
+        ("broken.jsonl", '{"text": "ok"}\n{"text": \n', "Line 2 of 'broken.jsonl' is not valid JSON"),
+        ("numbers.jsonl", "1\n2\n", "Line 1 of 'numbers.jsonl' is not a JSON object or string"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_bad_file(client: Client, tmp_path: Path, case: int) -> None:
+    name, content, message = _bad_files(tmp_path)[case]
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(handle_file(str(path)), api_name="/predict_file")
+    ok(client)
+
+
+def test_bad_file_choices(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("text\nfine\n")
+    with pytest.raises(AppError, match=re.escape("has no column 'body'; its columns are: text")):
+        client.predict(handle_file(str(path)), "body", api_name="/predict_file")
+    other = tmp_path / "reviews.pdf"
+    other.write_bytes(b"%PDF-1.4")
+    with pytest.raises(AppError, match="(?i)file type"):
+        client.predict(handle_file(str(other)), api_name="/predict_file")
+    with pytest.raises(AppError, match="Upload a file of reviews first"):
+        client.predict(None, api_name="/predict_file")
+    ok(client)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "message"),
+    [("/nonexistent/model-folder", "Could not load the model '/nonexistent/model-folder'"), ("", "MODEL_ID is not set")],
+    ids=["unreadable", "unset"],
+)
+def test_unreadable_model_at_start_exits_with_one_sentence(model_id: str, message: str) -> None:
+    env = {**os.environ, "MODEL_ID": model_id, "PORT": str(free_port())}
+    proc = subprocess.run(
+        [sys.executable, str(SPACE / "app.py")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- README --------------------------------------------------------------------------------------------------
+
+
+def readme_snippets() -> list[str]:
+    text = (SPACE / "README.md").read_text()
+    return [s for s in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "gradio_client" in s]
+
+
+def test_readme_front_matter_matches_requirements() -> None:
+    import yaml
+
+    front = yaml.safe_load((SPACE / "README.md").read_text().split("---")[1])
+    assert {"title", "emoji", "sdk", "sdk_version", "app_file", "models", "license", "short_description"} <= set(front)
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and len(front["short_description"]) <= 60
+    requirements = (SPACE / "requirements.txt").read_text()
+    assert f"gradio>={front['sdk_version']}" in requirements.split()
+    assert (SPACE / front["app_file"]).exists() and (SPACE / "screenshot.png").exists()
+    assert "screenshot.png" in (SPACE / "README.md").read_text()
+
+
+def test_readme_snippets_run_as_written(space_url: str, tmp_path: Path) -> None:
+    snippets = readme_snippets()
+    assert len(snippets) >= 2
+    uses = "\n".join(snippets)
+    for needed in ("/predict", "/predict_batch", "/predict_file", "handle_file("):
+        assert needed in uses
+    pd.DataFrame({"review": ["Great film.", "Awful film."]}).to_csv(tmp_path / "reviews.csv", index=False)
+    env = {**os.environ, "SPACE": space_url}
+    for snippet in snippets:
+        proc = subprocess.run(
+            [sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip()

@@ -1,0 +1,128 @@
+"""The Space and the Hub, against the local Hub server: the app pulls its model from the Hub, and
+`space/deploy.py` publishes the Space with its MODEL_ID variable. Client code runs in subprocesses
+(huggingface_hub reads HF_ENDPOINT when it is imported).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from huggingface_hub import HfApi
+
+from local_hub import local_hub  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = ROOT / "space"
+MODEL_CARD = "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n# tiny test model\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:  # noqa: F811
+    """The tiny model published to the local hub as alice/tiny-sentiment."""
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    repo_id = f"{local_hub.user}/tiny-sentiment"
+    api.create_repo(repo_id)
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "README.md").write_text(MODEL_CARD)
+    api.upload_folder(folder_path=str(tiny_model_dir), repo_id=repo_id)
+    api.upload_file(path_or_fileobj=str(tmp_path / "card" / "README.md"), path_in_repo="README.md", repo_id=repo_id)
+    return repo_id
+
+
+@pytest.fixture
+def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    """`python space/app.py` with MODEL_ID naming the model on the hub; yields its address."""
+    port = free_port()
+    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
+    env.update(MODEL_ID=hub_model, PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    log = (tmp_path / "app.log").open("w+")
+    proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 150
+        while url not in Path(log.name).read_text():
+            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+        yield url + "/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(served, verbose=False)
+    result = client.predict("Pulled from the Hub and still charming.", api_name="/predict")
+    assert result["label"] in {"NEGATIVE", "POSITIVE"} and sum(result["probabilities"].values()) == pytest.approx(1)
+    batch = client.predict(["Good.", "Bad."], "float", api_name="/predict_batch")
+    assert [r["engine"] for r in batch] == ["float", "float"]
+    path = tmp_path / "reviews.txt"
+    path.write_text("One.\nTwo.\n")
+    csv_path, summary = client.predict(handle_file(str(path)), api_name="/predict_file")
+    assert summary["classified"] == 2 and Path(csv_path).read_text().count("\n") == 3
+
+
+def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SPACE / "deploy.py"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, tmp_path: Path) -> None:  # noqa: F811
+    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
+    space_id = f"{local_hub.user}/sentiment-space"
+    proc = run_deploy(env, "--repo_id", space_id, "--model_id", hub_model, "--private")
+    assert proc.returncode == 0, proc.stderr
+    assert local_hub.token not in proc.stdout + proc.stderr
+    assert f"Deployed {space_id} serving {hub_model}" in proc.stdout
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    info = api.space_info(space_id)
+    assert info.sdk == "gradio" and info.private
+    files = set(api.list_repo_files(space_id, repo_type="space"))
+    expected = {"app.py", "classifier.py", "files.py", "examples.py", "requirements.txt", "README.md", "screenshot.png"}
+    assert expected <= files
+    assert "deploy.py" not in files and not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    assert api.get_space_variables(space_id)["MODEL_ID"].value == hub_model
+    readme = Path(api.hf_hub_download(space_id, "README.md", repo_type="space", cache_dir=tmp_path / "c")).read_text()
+    assert f"models:\n  - {hub_model}\n" in readme and "sdk: gradio" in readme
+    app_py = Path(api.hf_hub_download(space_id, "app.py", repo_type="space", cache_dir=tmp_path / "c"))
+    assert app_py.read_bytes() == (SPACE / "app.py").read_bytes()
+
+    # Deploying again updates the same Space.
+    again = run_deploy(env, "--repo_id", space_id, "--model_id", f"{local_hub.user}/other-model")
+    assert again.returncode == 0 and "warning: model" in again.stdout
+    assert api.get_space_variables(space_id)["MODEL_ID"].value == f"{local_hub.user}/other-model"
+
+
+@pytest.mark.parametrize("who", ["wrong token", "other user's namespace", "no token"])
+def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -> None:  # noqa: F811
+    token = {"wrong token": "hf_not_a_real_token", "other user's namespace": local_hub.other_token, "no token": None}[who]
+    env = local_hub.client_env(tmp_path / "hf_home", token)
+    env.pop("HF_TOKEN", None) if token is None else None
+    proc = run_deploy(env, "--repo_id", f"{local_hub.user}/space", "--model_id", f"{local_hub.user}/model")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    expected = {
+        "wrong token": "token was rejected",
+        "other user's namespace": f"may not write to {local_hub.user}/space",
+        "no token": "No Hugging Face token found",
+    }[who]
+    assert expected in proc.stderr
+    for secret in (local_hub.token, local_hub.other_token, "hf_not_a_real_token"):
+        assert secret not in proc.stdout + proc.stderr
