@@ -42,7 +42,14 @@ import app  # noqa: E402  (first: it sets the thread settings torch reads when i
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from classifier import ENGINE_FLOAT, ENGINE_INT8, LogitsFn, SentimentModel  # noqa: E402
+from classifier import (  # noqa: E402
+    ENGINE_FLOAT,
+    ENGINE_INT8,
+    LogitsFn,
+    SentimentModel,
+    onnx_int8_logits_fn,
+    torch_logits_fn,
+)
 
 FULL_TEST = ROOT.parent / "shared" / "data" / "imdb" / "test.parquet"
 SAMPLE_TEST = ROOT / "data" / "imdb_sample" / "test.parquet"
@@ -50,6 +57,10 @@ TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
 WORKER = Path(__file__).resolve().parent / "space_speed_worker.py"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 BASELINE = "baseline: pipeline per review, float32, default threads"
+FLOAT = "Space /predict_file, float32 (default engine)"
+INT8 = "Space /predict_file, int8 (ORT, per-channel)"
+# The bar the issue sets for making the fast engine the default.
+BAR_SPEEDUP, BAR_AGREEMENT, BAR_ACCURACY_POINTS = 2.5, 0.99, 0.3
 
 
 def load_reviews(n: int, seed: int) -> tuple[pd.DataFrame, Path]:
@@ -136,12 +147,23 @@ def onnx_engines(model: SentimentModel, work: Path, threads: int) -> dict[str, L
     return {"onnx-fp32": session(fused), "onnx-int8": session(int8)}
 
 
-class Worker:
-    """A classifier in a subprocess with its own environment (see space_speed_worker.py)."""
+def torch_int8(model: torch.nn.Module) -> LogitsFn:
+    """torch's dynamic int8 quantisation of every Linear layer (per-tensor weights)."""
+    import copy
+    import warnings
 
-    def __init__(self, kind: str, model_dir: Path, env: dict[str, str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
+        quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+    return torch_logits_fn(quantised)
+
+
+class Worker:
+    """The baseline pipeline in a subprocess with its own environment (see space_speed_worker.py)."""
+
+    def __init__(self, model_dir: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), kind, str(model_dir)], env=env, text=True,
+            [sys.executable, str(WORKER), str(model_dir)], env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
         assert json.loads(self.proc.stdout.readline())["ready"]  # type: ignore[union-attr]
@@ -193,7 +215,7 @@ def main() -> None:
     parser.add_argument("--latency-reps", type=int, default=15)
     parser.add_argument(
         "--explore", action="store_true",
-        help="also time int8 with default threads and with 1 thread, and ONNX Runtime float32/int8",
+        help="also time torch's int8 dynamic quantisation, ORT's fused graph (float32 and int8) and 1 thread",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -210,7 +232,7 @@ def main() -> None:
     texts, gold = reviews["text"].tolist(), reviews["label"].to_numpy()
     print(f"{len(texts)} reviews from {source}; model {tag}; {threads} torch threads", flush=True)
 
-    baseline_worker = Worker("pipeline", model_dir, PLAIN_ENV)
+    baseline_worker = Worker(model_dir, PLAIN_ENV)
     passive_pipeline = pipeline("text-classification", model=str(model_dir), dtype=torch.float32)
     model = SentimentModel(str(model_dir))
     demo = app.build_app(model, limits=app.Limits(max_rows=max(2000, args.n), max_chars=10**6))
@@ -227,32 +249,26 @@ def main() -> None:
     def direct(chunk: list[str], engine: str) -> list[str]:
         return [p.label for p in model.predict(chunk, engine)]
 
-    def one_thread(chunk: list[str]) -> list[str]:
-        torch.set_num_threads(1)
-        try:
-            return direct(chunk, ENGINE_INT8)
-        finally:
-            torch.set_num_threads(threads)
-
     candidates: dict[str, Callable[[list[str], int], list[str] | dict]] = {
         BASELINE: lambda c, i: baseline_worker.classify(c),
         "pipeline per review, float32, passive threads": lambda c, i: [
             passive_pipeline(t, truncation=True)[0]["label"] for t in c
         ],
-        "Space /predict_file, float32": lambda c, i: via_file(c, ENGINE_FLOAT, i),
-        "Space /predict_file, int8 (default)": lambda c, i: via_file(c, ENGINE_INT8, i),
+        FLOAT: lambda c, i: via_file(c, ENGINE_FLOAT, i),
+        INT8: lambda c, i: via_file(c, ENGINE_INT8, i),
     }
-    workers = [baseline_worker]
     if args.explore:
-        workers.append(Worker(ENGINE_INT8, model_dir, PLAIN_ENV))
+        # int8 candidates run one window at a time, like the Space's int8 engine.
         for name, fn in onnx_engines(model, work, threads).items():
-            model.add_engine(name, fn)
+            model.add_engine(name, fn, per_window=name.endswith("int8"))
+        model.add_engine("torch-int8", torch_int8(model.float_model), per_window=True)
+        model.add_engine("int8-1-thread", onnx_int8_logits_fn(model.float_model, model.tokenizer, 1), per_window=True)
         candidates.update(
             {
-                "int8, default threads (Space code, own process)": lambda c, i: workers[1].classify(c),
-                "int8, 1 thread (Space code, direct)": lambda c, i: one_thread(c),
-                "ONNX Runtime float32, fused graph (direct)": lambda c, i: direct(c, "onnx-fp32"),
-                "ONNX Runtime int8, fused graph (direct)": lambda c, i: direct(c, "onnx-int8"),
+                "torch int8 dynamic quantisation, per-tensor (direct)": lambda c, i: direct(c, "torch-int8"),
+                "ORT float32, fused graph (direct)": lambda c, i: direct(c, "onnx-fp32"),
+                "ORT int8 per-tensor, fused graph (direct)": lambda c, i: direct(c, "onnx-int8"),
+                "Space int8 engine, 1 thread (direct)": lambda c, i: direct(c, "int8-1-thread"),
             }
         )
 
@@ -297,11 +313,10 @@ def main() -> None:
     [job.result() for job in jobs]
     concurrent = len(burst) / (time.perf_counter() - start)
     demo.close()
-    for worker in workers:
-        worker.close()
+    baseline_worker.close()
 
     base = timers[BASELINE]
-    reference = np.array(labels["Space /predict_file, float32"])
+    reference = np.array(labels[FLOAT])
     gold_labels = np.array([LABELS[int(g)] for g in gold])
     rows = []
     for name in names:
@@ -316,7 +331,19 @@ def main() -> None:
                 "accuracy": round(float((predicted == gold_labels).mean()), 4),
             }
         )
-    windows = sum(p.windows > 1 for p in model.predict(texts, ENGINE_INT8))
+    windows = sum(p.windows > 1 for p in model.predict(texts, ENGINE_FLOAT))
+    fast = next(r for r in rows if r["candidate"] == INT8)
+    exact = next(r for r in rows if r["candidate"] == FLOAT)
+    bar = {
+        "speedup_at_least": BAR_SPEEDUP,
+        "agreement_at_least": BAR_AGREEMENT,
+        "accuracy_within_points": BAR_ACCURACY_POINTS if args.model else None,
+        "met": bool(
+            fast["speedup_wall"] >= BAR_SPEEDUP
+            and fast["agree_with_float"] >= BAR_AGREEMENT
+            and (not args.model or abs(fast["accuracy"] - exact["accuracy"]) * 100 <= BAR_ACCURACY_POINTS)
+        ),
+    }
     command = ".venv/bin/python bench/space_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {
         "command": command.strip(),
@@ -332,6 +359,7 @@ def main() -> None:
         "latency_ms_median": {k: round(statistics.median(v), 1) for k, v in latency.items()},
         "burst_16_predict_per_s": {"sequential": round(sequential, 2), "concurrent": round(concurrent, 2)},
         "accuracy_note": "meaningless for a random model" if not args.model else "test accuracy",
+        "int8_default_bar": bar,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"space_speed_{tag}"
@@ -343,6 +371,10 @@ def main() -> None:
 
 def to_markdown(result: dict) -> str:
     lat = result["latency_ms_median"]
+    bar = result["int8_default_bar"]
+    accuracy_bar = (
+        f", test accuracy within {bar['accuracy_within_points']} points" if bar["accuracy_within_points"] else ""
+    )
     lines = [
         f"### Space speed: {result['model']}, {result['reviews']:,} test reviews, {result['cpu']} CPU cores",
         "",
@@ -361,6 +393,8 @@ def to_markdown(result: dict) -> str:
         f"float32 {lat['float']} ms, int8 {lat['int8']} ms (through gradio_client, HTTP and queue included).",
         f"16 `/predict` requests: {burst['sequential']}/s one after another, {burst['concurrent']}/s sent together "
         "(merged into shared batches).",
+        f"int8 as the default engine needs ≥{bar['speedup_at_least']}× the baseline and ≥{bar['agreement_at_least']:.0%} "
+        f"labels identical to float32{accuracy_bar}: **{'met' if bar['met'] else 'not met'}** in this run.",
         f"Reviews longer than one window (split, not cut): {result['reviews_longer_than_one_window']}. "
         f"Accuracy: {result['accuracy_note']}. Load average at the end: {result['load_average_at_end']:.1f}.",
         "",

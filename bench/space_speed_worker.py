@@ -1,6 +1,6 @@
-"""A classifier in its own process, for `space_speed.py` candidates that need their own thread settings.
+"""The baseline in its own process, so it runs with default thread settings (`space_speed.py`).
 
-    python bench/space_speed_worker.py {pipeline|int8} MODEL_DIR
+    python bench/space_speed_worker.py MODEL_DIR
 
 Reads one JSON list of texts per stdin line and answers one JSON line per request:
 {"labels": [...], "wall": seconds, "cpu": seconds}, timed inside this process. It imports neither
@@ -14,28 +14,16 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 
 def main() -> None:
-    kind, model_dir = sys.argv[1], sys.argv[2]
     import torch
     from transformers import pipeline
 
-    if kind == "pipeline":
-        pipe = pipeline("text-classification", model=model_dir, dtype=torch.float32)
+    pipe = pipeline("text-classification", model=sys.argv[1], dtype=torch.float32)
 
-        def classify(texts: list[str]) -> list[str]:
-            return [pipe(text, truncation=True)[0]["label"] for text in texts]
-
-    else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "space"))
-        from classifier import SentimentModel
-
-        model = SentimentModel(model_dir, engines=(kind,))
-
-        def classify(texts: list[str]) -> list[str]:
-            return [p.label for p in model.predict(texts, kind)]
+    def classify(texts: list[str]) -> list[str]:
+        return [pipe(text, truncation=True)[0]["label"] for text in texts]
 
     serve(classify)
 

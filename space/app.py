@@ -198,10 +198,12 @@ def render_explanation(explanation: Explanation) -> tuple[list[tuple[str, str | 
         shown = [f"“{_short(span)}” {delta:+.3f}" for delta, span in pairs if abs(delta) >= threshold][:5]
         return ", ".join(shown) or "none"
 
+    pushed_positive = [pair for pair in reversed(ranked) if pair[0] > 0]
+    pushed_negative = [pair for pair in ranked if pair[0] < 0]
     summary = (
         f"P({explanation.positive_label}) = {explanation.base_probability:.3f}. Each span was deleted in "
         f"turn and the review re-scored; the number is how much the span added to P({explanation.positive_label}).  \n"
-        f"**Pushed positive:** {listing(ranked[::-1])}  \n**Pushed negative:** {listing(ranked)}"
+        f"**Pushed positive:** {listing(pushed_positive)}  \n**Pushed negative:** {listing(pushed_negative)}"
     )
     return highlighted, summary
 

@@ -152,8 +152,8 @@ class SentimentModel:
         self,
         model_id: str,
         engines: Sequence[str] = (ENGINE_FLOAT, ENGINE_INT8),
-        max_batch_size: int = 8,
-        max_batch_tokens: int = 4096,
+        max_batch_size: int = 64,
+        max_batch_tokens: int = 512,
     ) -> None:
         # The pipeline resolves a Hub id or a local folder and pairs the model with its tokenizer;
         # float32 explicitly, because transformers keeps a float16 checkpoint in float16 otherwise.
@@ -177,11 +177,14 @@ class SentimentModel:
             else:
                 raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
         self.float_model = model
+        self.per_window = set(PER_WINDOW_ENGINES) & set(self.engines)
         self._tokenizer_lock = threading.Lock()
 
-    def add_engine(self, name: str, logits_fn: LogitsFn) -> None:
-        """Register another engine (the benchmark adds ONNX Runtime candidates this way)."""
+    def add_engine(self, name: str, logits_fn: LogitsFn, per_window: bool = False) -> None:
+        """Register another engine (the benchmark adds its candidates this way)."""
         self.engines[name] = logits_fn
+        if per_window:
+            self.per_window.add(name)
 
     def windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of every window of every text, and which text each window belongs to.
@@ -202,7 +205,12 @@ class SentimentModel:
         return enc["input_ids"], [int(i) for i in enc["overflow_to_sample_mapping"]]
 
     def _window_probabilities(self, windows: list[list[int]], logits_fn: LogitsFn, max_batch: int) -> np.ndarray:
-        """Softmax probabilities for each window, computed in length-sorted, padding-light batches."""
+        """Softmax probabilities for each window, computed in length-sorted, padding-light batches.
+
+        A batch holds at most `max_batch_tokens` padded tokens (one full window by default):
+        on CPU, short texts run 2-2.5x faster batched, while batching long windows is slower
+        than running them one by one (measured with bench/space_speed.py's models).
+        """
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -233,7 +241,7 @@ class SentimentModel:
             return []
         logits_fn = self.engines[engine]
         windows, owner = self.windows([clean_text(t) for t in texts])
-        max_batch = 1 if engine in PER_WINDOW_ENGINES else self.max_batch_size
+        max_batch = 1 if engine in self.per_window else self.max_batch_size
         probs = self._window_probabilities(windows, logits_fn, max_batch)
         totals = np.zeros((len(texts), len(self.labels)))
         counts = np.zeros(len(texts), dtype=np.int64)

@@ -19,8 +19,8 @@ import app  # noqa: E402  (first: it sets the thread settings torch reads when i
 from classifier import SentimentModel  # noqa: E402
 
 REVIEW = (
-    "The visuals are stunning and the soundtrack is excellent, but the story is thin and the "
-    "second half drags badly. Worth seeing once, on a big screen, with low expectations."
+    "Brilliant acting and a gorgeous score, but the plot is a boring mess and the last hour is "
+    "painfully slow. I wanted to love it."
 )
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -205,6 +205,8 @@ def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel)
         spans, _ = app.render_explanation(result)
     finally:
         del tiny_model.engines["two-words"]
+    _, summary = app.render_explanation(result)
+    assert "**Pushed positive:** “superb” +" in summary and "**Pushed negative:** “awful” -" in summary
     categories = {span.strip(): category for span, category in spans}
     assert categories["superb"] == "strong positive"
     assert categories["awful"] == "strong negative"
