@@ -10,9 +10,10 @@ speed; agreement between engines is reported for it too, but accuracy only means
 trained model. The machine is shared, so every candidate runs on the same chunks of reviews,
 interleaved chunk by chunk in rotating order, and the table reports ratios to the baseline
 measured alongside. CPU seconds are reported next to wall time: they move less when other
-processes compete for the cores. The baseline runs in its own process with default thread
-settings (`space_speed_worker.py`); the Space runs in this one with the settings app.py makes.
-Results go to bench/results/space_speed_<tag>.{json,md}.
+processes compete for the cores. The baseline runs in its own process (`space_speed_worker.py`),
+once with default thread settings and once with OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads
+sleep instead of spinning: it helps when other processes crowd the cores, and costs when they
+do not); the Space runs in this process. Results go to bench/results/space_speed_<tag>.{json,md}.
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The environment a plain `pipeline` user has, before app.py adds the Space's thread settings.
-PLAIN_ENV = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(ROOT / "space"))
 
-import app  # noqa: E402  (first: it sets the thread settings torch reads when it loads)
+import app  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -57,6 +56,7 @@ TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
 WORKER = Path(__file__).resolve().parent / "space_speed_worker.py"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 BASELINE = "baseline: pipeline per review, float32, default threads"
+PASSIVE = "pipeline per review, float32, OMP_WAIT_POLICY=PASSIVE"
 FLOAT = "Space /predict_file, float32 (default engine)"
 INT8 = "Space /predict_file, int8 (ORT, per-channel)"
 # The bar the issue sets for making the fast engine the default.
@@ -222,7 +222,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from gradio_client import Client, handle_file
-    from transformers import pipeline
 
     threads = torch.get_num_threads()
     work = Path(tempfile.mkdtemp(prefix="space-bench-"))
@@ -232,8 +231,8 @@ def main() -> None:
     texts, gold = reviews["text"].tolist(), reviews["label"].to_numpy()
     print(f"{len(texts)} reviews from {source}; model {tag}; {threads} torch threads", flush=True)
 
-    baseline_worker = Worker(model_dir, PLAIN_ENV)
-    passive_pipeline = pipeline("text-classification", model=str(model_dir), dtype=torch.float32)
+    baseline_worker = Worker(model_dir, dict(os.environ))
+    passive_worker = Worker(model_dir, {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     model = SentimentModel(str(model_dir))
     demo = app.build_app(model, limits=app.Limits(max_rows=max(2000, args.n), max_chars=10**6))
     port = free_port()
@@ -251,9 +250,7 @@ def main() -> None:
 
     candidates: dict[str, Callable[[list[str], int], list[str] | dict]] = {
         BASELINE: lambda c, i: baseline_worker.classify(c),
-        "pipeline per review, float32, passive threads": lambda c, i: [
-            passive_pipeline(t, truncation=True)[0]["label"] for t in c
-        ],
+        PASSIVE: lambda c, i: passive_worker.classify(c),
         FLOAT: lambda c, i: via_file(c, ENGINE_FLOAT, i),
         INT8: lambda c, i: via_file(c, ENGINE_INT8, i),
     }
@@ -292,15 +289,20 @@ def main() -> None:
     # Latency of one review of median length: the baseline's call vs /predict, interleaved.
     lengths = np.array([len(t) for t in texts])
     typical = texts[int(np.argsort(lengths)[len(lengths) // 2])]
-    latency: dict[str, list[float]] = {"baseline": [], ENGINE_FLOAT: [], ENGINE_INT8: []}
+    latency: dict[str, list[float]] = {
+        "baseline": [], ENGINE_FLOAT: [], ENGINE_INT8: [], f"{ENGINE_FLOAT}_model": [], f"{ENGINE_INT8}_model": []
+    }
     for _ in range(args.latency_reps):
         for key in latency:
+            start = time.perf_counter()
             if key == "baseline":
                 latency[key].append(baseline_worker.classify([typical])["wall"] * 1000)
+                continue
+            if key.endswith("_model"):  # the Space's model call alone, without HTTP and queue
+                model.predict([typical], key.removesuffix("_model"))
             else:
-                start = time.perf_counter()
                 client.predict(typical, key, api_name="/predict")
-                latency[key].append((time.perf_counter() - start) * 1000)
+            latency[key].append((time.perf_counter() - start) * 1000)
 
     # Requests arriving together: 16 clients at once vs the same 16 one after another.
     burst = texts[:16]
@@ -314,6 +316,7 @@ def main() -> None:
     concurrent = len(burst) / (time.perf_counter() - start)
     demo.close()
     baseline_worker.close()
+    passive_worker.close()
 
     base = timers[BASELINE]
     reference = np.array(labels[FLOAT])
@@ -389,8 +392,9 @@ def to_markdown(result: dict) -> str:
     burst = result["burst_16_predict_per_s"]
     lines += [
         "",
-        f"Latency of one `/predict` (median review, median of runs): baseline pipeline call {lat['baseline']} ms, "
-        f"float32 {lat['float']} ms, int8 {lat['int8']} ms (through gradio_client, HTTP and queue included).",
+        f"Latency of one review of median length (median of runs): baseline pipeline call {lat['baseline']} ms; "
+        f"`/predict` through gradio_client (HTTP and queue included) float32 {lat['float']} ms, int8 {lat['int8']} ms; "
+        f"the Space's model call alone float32 {lat['float_model']} ms, int8 {lat['int8_model']} ms.",
         f"16 `/predict` requests: {burst['sequential']}/s one after another, {burst['concurrent']}/s sent together "
         "(merged into shared batches).",
         f"int8 as the default engine needs ≥{bar['speedup_at_least']}× the baseline and ≥{bar['agreement_at_least']:.0%} "

@@ -10,23 +10,17 @@ not the default because it missed the bar set for it (README, "Speed on CPU").
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-# OpenMP threads that run out of work sleep instead of spinning. On a shared 2-core machine (a free
-# Space, or this project's CI) a spinning thread steals the core its partner needs; measured in
-# bench/space_speed.py. Read once when torch loads, so it is set before anything imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import gradio as gr
+import pandas as pd
 
-import functools  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gradio as gr  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from classifier import (  # noqa: E402
+from classifier import (
     ENGINE_FLOAT,
     ENGINE_LABELS,
     PRIORITY_BULK,
@@ -35,8 +29,8 @@ from classifier import (  # noqa: E402
     SentimentModel,
     explain,
 )
-from examples import EXAMPLES  # noqa: E402
-from files import (  # noqa: E402
+from examples import EXAMPLES
+from files import (
     SUPPORTED_SUFFIXES,
     FileProblem,
     Limits,

@@ -10,6 +10,7 @@ import itertools
 import math
 import queue
 import re
+import sys
 import tempfile
 import threading
 import warnings
@@ -117,7 +118,6 @@ def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: object, threads: int)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as OMP_WAIT_POLICY
     session = ort.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"])
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -173,7 +173,11 @@ class SentimentModel:
             if engine == ENGINE_FLOAT:
                 self.engines[engine] = torch_logits_fn(model)
             elif engine == ENGINE_INT8:
-                self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
+                try:
+                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
+                except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
+                    print(f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
+                          "serving float32 only.", file=sys.stderr)
             else:
                 raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
         self.float_model = model
@@ -283,11 +287,12 @@ class _Job:
 class Batcher:
     """Runs every model call on one thread and merges requests that are waiting at the same time.
 
-    Requests that arrive while a batch is running are taken together as the next batch, so
-    concurrent users share forward passes without anyone waiting on a timer. Each request keeps
-    its own validation and its own error: a bad request never fails the others it would have
-    been batched with (gradio's `batch=True` fails the whole batch on one exception). One thread
-    also means the model's intra-op threads own the CPU instead of competing with each other.
+    Requests that arrive while the model is busy are taken together as the next call, so
+    concurrent users share it without anyone waiting on a timer; inside it, short windows are
+    batched (see `SentimentModel._window_probabilities`). Requests are validated before they are
+    queued, so a bad one never reaches a shared call (with gradio's `batch=True` validation happens
+    inside the batch, where one exception fails every request in it). One thread also means the
+    model's intra-op threads own the CPU instead of competing with each other.
     """
 
     def __init__(self, model: SentimentModel, max_texts: int = 32) -> None:

@@ -475,3 +475,15 @@ def test_readme_snippets_run_as_written(space_url: str, tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip()
+
+
+def test_float_is_served_when_the_int8_engine_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def no_export(*args: object) -> None:
+        raise RuntimeError("exporter missing")
+
+    monkeypatch.setattr(classifier, "onnx_int8_logits_fn", no_export)
+    model = classifier.SentimentModel(str(tiny_model_dir))
+    assert list(model.engines) == [classifier.ENGINE_FLOAT]
+    assert "int8 engine is unavailable for this model (RuntimeError: exporter missing)" in capsys.readouterr().err
