@@ -209,7 +209,7 @@ class Timer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="test reviews to classify")
-    parser.add_argument("--chunks", type=int, default=20, help="interleaving rounds")
+    parser.add_argument("--chunks", type=int, default=10, help="interleaving rounds (one /predict_file call each)")
     parser.add_argument("--shape", choices=["distilbert", "minilm"], default="distilbert")
     parser.add_argument("--model", help="a saved classifier folder instead of a random model")
     parser.add_argument("--latency-reps", type=int, default=15)
@@ -341,11 +341,15 @@ def main() -> None:
         "speedup_at_least": BAR_SPEEDUP,
         "agreement_at_least": BAR_AGREEMENT,
         "accuracy_within_points": BAR_ACCURACY_POINTS if args.model else None,
+        # A random model gives (nearly) one label to every review, so agreement says nothing: only
+        # a trained model can show the bar met.
         "met": bool(
             fast["speedup_wall"] >= BAR_SPEEDUP
             and fast["agree_with_float"] >= BAR_AGREEMENT
-            and (not args.model or abs(fast["accuracy"] - exact["accuracy"]) * 100 <= BAR_ACCURACY_POINTS)
-        ),
+            and abs(fast["accuracy"] - exact["accuracy"]) * 100 <= BAR_ACCURACY_POINTS
+        )
+        if args.model
+        else None,
     }
     command = ".venv/bin/python bench/space_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {
@@ -378,6 +382,9 @@ def to_markdown(result: dict) -> str:
     accuracy_bar = (
         f", test accuracy within {bar['accuracy_within_points']} points" if bar["accuracy_within_points"] else ""
     )
+    verdict = {True: "met in this run", False: "not met in this run", None: "not judged (a random model; use --model)"}[
+        bar["met"]
+    ]
     lines = [
         f"### Space speed: {result['model']}, {result['reviews']:,} test reviews, {result['cpu']} CPU cores",
         "",
@@ -398,7 +405,7 @@ def to_markdown(result: dict) -> str:
         f"16 `/predict` requests: {burst['sequential']}/s one after another, {burst['concurrent']}/s sent together "
         "(merged into shared batches).",
         f"int8 as the default engine needs ≥{bar['speedup_at_least']}× the baseline and ≥{bar['agreement_at_least']:.0%} "
-        f"labels identical to float32{accuracy_bar}: **{'met' if bar['met'] else 'not met'}** in this run.",
+        f"labels identical to float32{accuracy_bar}: **{verdict}**.",
         f"Reviews longer than one window (split, not cut): {result['reviews_longer_than_one_window']}. "
         f"Accuracy: {result['accuracy_note']}. Load average at the end: {result['load_average_at_end']:.1f}.",
         "",

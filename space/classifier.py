@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import pipeline
+from transformers import PreTrainedTokenizerBase, pipeline
 
 # A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
 # [batch, num_labels]. Every engine is one of these, so windowing, batching and aggregation are
@@ -89,7 +89,7 @@ class _Logits(torch.nn.Module):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: object, threads: int) -> LogitsFn:
+def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int) -> LogitsFn:
     """Export `model` to ONNX, quantise its weights to int8 per output channel, serve it with ORT.
 
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
@@ -103,7 +103,7 @@ def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: object, threads: int)
 
     folder = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
     exported, quantised = folder / "model.onnx", folder / "model-int8.onnx"
-    example = tokenizer(["a short example", "two"], padding=True, return_tensors="pt")  # type: ignore[operator]
+    example = tokenizer(["a short example", "two"], padding=True, return_tensors="pt")
     wrapper = _Logits(model).eval()
     with warnings.catch_warnings():
         # The TorchScript exporter warns about its own future; it is what exports without onnxscript.
