@@ -70,6 +70,8 @@ def test_type_a_review_and_read_the_label(page) -> None:
 def test_a_long_example_says_it_was_split(page) -> None:
     page.get_by_role("tab", name="Review").click()
     page.get_by_role("button", name="Very long (split into windows)").click()
+    # The example fills the box through a server round trip: classify only once the long text is there.
+    page.wait_for_function("document.querySelector('#review textarea').value.length > 2000")
     page.get_by_role("button", name="Classify", exact=True).click()
     page.locator("#prediction-note").get_by_text(re.compile(r"Long review: split into \d windows")).wait_for()
 
