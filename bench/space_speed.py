@@ -19,6 +19,7 @@ do not); the Space runs in this process. Results go to bench/results/space_speed
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -37,11 +38,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(ROOT / "space"))
 
-import app  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from classifier import (  # noqa: E402
+import app
+import numpy as np
+import pandas as pd
+import torch
+from classifier import (
     ENGINE_FLOAT,
     ENGINE_INT8,
     LogitsFn,
@@ -85,7 +86,9 @@ def build_random_model(shape: str, out_dir: Path, seed: int = 0) -> Path:
     if shape == "distilbert":
         model = DistilBertForSequenceClassification(DistilBertConfig(**labels))
     else:  # all-MiniLM-L6-v2: 6 layers, 384 wide, 12 heads
-        config = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, **labels)
+        config = BertConfig(
+            hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, **labels
+        )
         model = BertForSequenceClassification(config)
     model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(out_dir)
@@ -117,21 +120,29 @@ def onnx_engines(model: SentimentModel, work: Path, threads: int) -> dict[str, L
     attention = float_model.config._attn_implementation
     float_model.set_attn_implementation("eager")
     torch.onnx.export(
-        Logits(float_model).eval(), (example["input_ids"], example["attention_mask"]), str(raw),
-        dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
+        Logits(float_model).eval(),
+        (example["input_ids"], example["attention_mask"]),
+        str(raw),
+        dynamo=False,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        opset_version=17,
         dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
     )
     float_model.set_attn_implementation(attention)
     float_model.eval()  # export restores the wrapper's training flag on the inner model
     config = float_model.config
     optimized = optimize_model(
-        str(raw), model_type="bert",
+        str(raw),
+        model_type="bert",
         num_heads=getattr(config, "n_heads", getattr(config, "num_attention_heads", 0)),
         hidden_size=getattr(config, "dim", getattr(config, "hidden_size", 0)),
     )
     optimized.save_model_to_file(str(fused))
     quantize_dynamic(
-        str(fused), str(int8), weight_type=QuantType.QInt8,
+        str(fused),
+        str(int8),
+        weight_type=QuantType.QInt8,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
@@ -154,7 +165,9 @@ def torch_int8(model: torch.nn.Module) -> LogitsFn:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
-        quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+        quantised = torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+        )
     return torch_logits_fn(quantised)
 
 
@@ -163,8 +176,12 @@ class Worker:
 
     def __init__(self, model_dir: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(model_dir)], env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            [sys.executable, str(WORKER), str(model_dir)],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert json.loads(self.proc.stdout.readline())["ready"]  # type: ignore[union-attr]
 
@@ -209,12 +226,15 @@ class Timer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="test reviews to classify")
-    parser.add_argument("--chunks", type=int, default=10, help="interleaving rounds (one /predict_file call each)")
+    parser.add_argument(
+        "--chunks", type=int, default=10, help="interleaving rounds (one /predict_file call each)"
+    )
     parser.add_argument("--shape", choices=["distilbert", "minilm"], default="distilbert")
     parser.add_argument("--model", help="a saved classifier folder instead of a random model")
     parser.add_argument("--latency-reps", type=int, default=15)
     parser.add_argument(
-        "--explore", action="store_true",
+        "--explore",
+        action="store_true",
         help="also time torch's int8 dynamic quantisation, ORT's fused graph (float32 and int8) and 1 thread",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -227,7 +247,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="space-bench-"))
     reviews, source = load_reviews(args.n, args.seed)
     model_dir = Path(args.model) if args.model else build_random_model(args.shape, work / "model", args.seed)
-    tag = (Path(args.model).name if args.model else f"{args.shape}-random") + ("-explore" if args.explore else "")
+    tag = (Path(args.model).name if args.model else f"{args.shape}-random") + (
+        "-explore" if args.explore else ""
+    )
     texts, gold = reviews["text"].tolist(), reviews["label"].to_numpy()
     print(f"{len(texts)} reviews from {source}; model {tag}; {threads} torch threads", flush=True)
 
@@ -259,7 +281,9 @@ def main() -> None:
         for name, fn in onnx_engines(model, work, threads).items():
             model.add_engine(name, fn, per_window=name.endswith("int8"))
         model.add_engine("torch-int8", torch_int8(model.float_model), per_window=True)
-        model.add_engine("int8-1-thread", onnx_int8_logits_fn(model.float_model, model.tokenizer, 1), per_window=True)
+        model.add_engine(
+            "int8-1-thread", onnx_int8_logits_fn(model.float_model, model.tokenizer, 1), per_window=True
+        )
         candidates.update(
             {
                 "torch int8 dynamic quantisation, per-tensor (direct)": lambda c, i: direct(c, "torch-int8"),
@@ -280,17 +304,25 @@ def main() -> None:
         chunk = texts[a:b]
         rotated = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in rotated:
-            labels[name][a:b] = timers[name].run(lambda: candidates[name](chunk, round_), len(chunk))
+            labels[name][a:b] = timers[name].run(
+                functools.partial(candidates[name], chunk, round_), len(chunk)
+            )
         base = timers[BASELINE]
-        print(f"round {round_ + 1}/{args.chunks}, speed-up vs baseline: " + ", ".join(
-            f"{(t.reviews / t.wall) / (base.reviews / base.wall):.2f}" for t in timers.values()
-        ), flush=True)
+        print(
+            f"round {round_ + 1}/{args.chunks}, speed-up vs baseline: "
+            + ", ".join(f"{(t.reviews / t.wall) / (base.reviews / base.wall):.2f}" for t in timers.values()),
+            flush=True,
+        )
 
     # Latency of one review of median length: the baseline's call vs /predict, interleaved.
     lengths = np.array([len(t) for t in texts])
     typical = texts[int(np.argsort(lengths)[len(lengths) // 2])]
     latency: dict[str, list[float]] = {
-        "baseline": [], ENGINE_FLOAT: [], ENGINE_INT8: [], f"{ENGINE_FLOAT}_model": [], f"{ENGINE_INT8}_model": []
+        "baseline": [],
+        ENGINE_FLOAT: [],
+        ENGINE_INT8: [],
+        f"{ENGINE_FLOAT}_model": [],
+        f"{ENGINE_INT8}_model": [],
     }
     for _ in range(args.latency_reps):
         for key in latency:
@@ -380,11 +412,15 @@ def to_markdown(result: dict) -> str:
     lat = result["latency_ms_median"]
     bar = result["int8_default_bar"]
     accuracy_bar = (
-        f", test accuracy within {bar['accuracy_within_points']} points" if bar["accuracy_within_points"] else ""
+        f", test accuracy within {bar['accuracy_within_points']} points"
+        if bar["accuracy_within_points"]
+        else ""
     )
-    verdict = {True: "met in this run", False: "not met in this run", None: "not judged (a random model; use --model)"}[
-        bar["met"]
-    ]
+    verdict = {
+        True: "met in this run",
+        False: "not met in this run",
+        None: "not judged (a random model; use --model)",
+    }[bar["met"]]
     lines = [
         f"### Space speed: {result['model']}, {result['reviews']:,} test reviews, {result['cpu']} CPU cores",
         "",

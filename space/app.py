@@ -19,7 +19,6 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
-
 from classifier import (
     ENGINE_FLOAT,
     ENGINE_LABELS,
@@ -207,7 +206,9 @@ def _short(span: str, limit: int = 40) -> str:
     return span if len(span) <= limit else span[: limit - 1] + "…"
 
 
-def file_view(csv_path: str | None, summary: dict[str, object] | None) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+def file_view(
+    csv_path: str | None, summary: dict[str, object] | None
+) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     """Preview table, summary text and histogram data for a finished file."""
     if not csv_path or not summary:
         return pd.DataFrame(), "", pd.DataFrame({"P(positive)": [], "reviews": []})
@@ -254,7 +255,9 @@ Limits: {limits.describe()}. Requests that wait at the same time are run through
 """
 
 
-def build_app(model: SentimentModel, limits: Limits | None = None, default_engine: str | None = None) -> gr.Blocks:
+def build_app(
+    model: SentimentModel, limits: Limits | None = None, default_engine: str | None = None
+) -> gr.Blocks:
     """The whole Space for an already loaded model, queued and ready to `launch()`."""
     limits = limits or limits_from_env()
     default_engine = default_engine or os.environ.get("SPACE_ENGINE", ENGINE_FLOAT)
@@ -312,7 +315,10 @@ def build_app(model: SentimentModel, limits: Limits | None = None, default_engin
             )
             with gr.Row():
                 upload = gr.File(
-                    label="Reviews file", file_types=list(SUPPORTED_SUFFIXES), type="filepath", elem_id="upload"
+                    label="Reviews file",
+                    file_types=list(SUPPORTED_SUFFIXES),
+                    type="filepath",
+                    elem_id="upload",
                 )
                 with gr.Column():
                     column = gr.Dropdown(
@@ -325,7 +331,9 @@ def build_app(model: SentimentModel, limits: Limits | None = None, default_engin
                     x="P(positive)", y="reviews", title="Scores: P(positive) per review", sort="x", height=260
                 )
                 download = gr.File(
-                    label="Results CSV: every row with its label and score", interactive=False, elem_id="download"
+                    label="Results CSV: every row with its label and score",
+                    interactive=False,
+                    elem_id="download",
                 )
             preview = gr.Dataframe(
                 label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False, wrap=True, elem_id="preview"
@@ -336,23 +344,41 @@ def build_app(model: SentimentModel, limits: Limits | None = None, default_engin
             gr.Markdown(api_help(limits))
 
         predicted = classify.click(
-            service.predict, [review, engine], [result], api_name="predict",
-            concurrency_limit=8, concurrency_id="predict",
+            service.predict,
+            [review, engine],
+            [result],
+            api_name="predict",
+            concurrency_limit=8,
+            concurrency_id="predict",
         )
         predicted.success(
-            functools.partial(prediction_view, max_length=model.max_length), [result], [label, note],
-            queue=False, api_visibility="private",
+            functools.partial(prediction_view, max_length=model.max_length),
+            [result],
+            [label, note],
+            queue=False,
+            api_visibility="private",
         )
         predicted.success(
-            service.explain, [review, engine], [highlights, why], api_name="explain", concurrency_limit=2,
+            service.explain,
+            [review, engine],
+            [highlights, why],
+            api_name="explain",
+            concurrency_limit=2,
         )
         upload.upload(service.file_columns, [upload], [column], queue=False, api_visibility="private")
         classified = classify_file.click(
-            service.predict_file, [upload, column, engine], [download, summary], api_name="predict_file",
-            concurrency_limit=2, show_progress_on=[file_summary],
+            service.predict_file,
+            [upload, column, engine],
+            [download, summary],
+            api_name="predict_file",
+            concurrency_limit=2,
+            show_progress_on=[file_summary],
         )
         classified.success(
-            file_view, [download, summary], [preview, file_summary, histogram], queue=False,
+            file_view,
+            [download, summary],
+            [preview, file_summary, histogram],
+            queue=False,
             api_visibility="private",
         )
         gr.api(service.predict_batch, api_name="predict_batch", concurrency_limit=4)

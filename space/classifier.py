@@ -72,7 +72,9 @@ def torch_logits_fn(model: torch.nn.Module) -> LogitsFn:
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+            out = model(
+                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask)
+            )
         return out.logits.float().numpy()
 
     return run
@@ -109,8 +111,13 @@ def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBa
         # The TorchScript exporter warns about its own future; it is what exports without onnxscript.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper, (example["input_ids"], example["attention_mask"]), str(exported), dynamo=False,
-            input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
+            wrapper,
+            (example["input_ids"], example["attention_mask"]),
+            str(exported),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            opset_version=17,
             dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
         )
     quantize_dynamic(str(exported), str(quantised), weight_type=QuantType.QInt8, per_channel=True)
@@ -176,8 +183,11 @@ class SentimentModel:
                 try:
                     self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
                 except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
-                    print(f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
-                          "serving float32 only.", file=sys.stderr)
+                    print(
+                        f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
+                        "serving float32 only.",
+                        file=sys.stderr,
+                    )
             else:
                 raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
         self.float_model = model
@@ -208,7 +218,9 @@ class SentimentModel:
             )
         return enc["input_ids"], [int(i) for i in enc["overflow_to_sample_mapping"]]
 
-    def _window_probabilities(self, windows: list[list[int]], logits_fn: LogitsFn, max_batch: int) -> np.ndarray:
+    def _window_probabilities(
+        self, windows: list[list[int]], logits_fn: LogitsFn, max_batch: int
+    ) -> np.ndarray:
         """Softmax probabilities for each window, computed in length-sorted, padding-light batches.
 
         A batch holds at most `max_batch_tokens` padded tokens (one full window by default):

@@ -66,7 +66,9 @@ def deploy(repo_id: str, model_id: str, private: bool, token: str | None = None)
         except HfHubHTTPError as exc:
             if _status(exc) != 404:
                 raise
-            print(f"warning: model {model_id} was not found on the Hub; the Space will not start until it is published.")
+            print(
+                f"warning: model {model_id} was not found on the Hub; the Space will not start until it is published."
+            )
         url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         operations = []
         for relative in space_files():
@@ -75,13 +77,18 @@ def deploy(repo_id: str, model_id: str, private: bool, token: str | None = None)
                 content = readme_for(model_id, (SPACE_DIR / relative).read_text(encoding="utf-8")).encode()
             operations.append(CommitOperationAdd(path_in_repo=relative.as_posix(), path_or_fileobj=content))
         api.create_commit(
-            repo_id, operations, repo_type="space", commit_message=f"Deploy the sentiment Space for {model_id}"
+            repo_id,
+            operations,
+            repo_type="space",
+            commit_message=f"Deploy the sentiment Space for {model_id}",
         )
         api.add_space_variable(repo_id, "MODEL_ID", model_id, description="Hub model the Space serves")
     except HfHubHTTPError as exc:
         raise DeployError(_explain(exc, repo_id)) from None
     except (TRANSPORT_ERROR, ConnectionError) as exc:
-        raise DeployError(f"Could not reach the Hub ({type(exc).__name__}): check the network and HF_ENDPOINT.") from None
+        raise DeployError(
+            f"Could not reach the Hub ({type(exc).__name__}): check the network and HF_ENDPOINT."
+        ) from None
     return str(url)
 
 
@@ -93,10 +100,14 @@ def _status(exc: HfHubHTTPError) -> int | None:
 def _explain(exc: HfHubHTTPError, repo_id: str) -> str:
     status = _status(exc)
     if status == 401:
-        return "The Hugging Face token was rejected (invalid or expired): set HF_TOKEN to a valid write token."
+        return (
+            "The Hugging Face token was rejected (invalid or expired): set HF_TOKEN to a valid write token."
+        )
     if status == 403:
         return f"This token may not write to {repo_id}: the namespace belongs to someone else, or the token is read-only."
-    return f"The Hub refused the deploy (HTTP {status}): check the repo ids and that the token can write there."
+    return (
+        f"The Hub refused the deploy (HTTP {status}): check the repo ids and that the token can write there."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

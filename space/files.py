@@ -19,7 +19,17 @@ import pandas as pd
 
 SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
 # Column (or JSON field) names taken as the review text, in order of preference, case-insensitive.
-TEXT_COLUMN_NAMES = ("text", "review", "reviews", "review_text", "review_body", "content", "comment", "body", "sentence")
+TEXT_COLUMN_NAMES = (
+    "text",
+    "review",
+    "reviews",
+    "review_text",
+    "review_body",
+    "content",
+    "comment",
+    "body",
+    "sentence",
+)
 # Columns the results add; an uploaded column with the same name is kept under an `input_` prefix.
 RESULT_COLUMNS = ("predicted_label", "score", "windows")
 HISTOGRAM_BINS = 10
@@ -121,7 +131,9 @@ def _read_delimited(text: str, name: str, sep: str, requested: str | None) -> Re
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise FileProblem(f"'{name}' could not be read as {'TSV' if sep == chr(9) else 'CSV'}: {exc}".strip()) from None
+        raise FileProblem(
+            f"'{name}' could not be read as {'TSV' if sep == chr(9) else 'CSV'}: {exc}".strip()
+        ) from None
     return ReviewTable(frame, _choose_column([str(c) for c in frame.columns], requested, name))
 
 
@@ -172,7 +184,9 @@ def neutralise_formula(value: object) -> object:
     return value
 
 
-def results_frame(table: ReviewTable, predictions: Sequence[dict[str, object] | None], labels: Sequence[str]) -> pd.DataFrame:
+def results_frame(
+    table: ReviewTable, predictions: Sequence[dict[str, object] | None], labels: Sequence[str]
+) -> pd.DataFrame:
     """Every uploaded row with its predicted label, score and class probabilities.
 
     Rows without text keep their place with empty results, so the output lines up with the input.
@@ -209,7 +223,7 @@ def summarize(frame: pd.DataFrame, labels: Sequence[str], positive_label: str) -
     hist, edges = np.histogram(p_positive, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     n = len(classified)
     return {
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "classified": int(n),
         "empty_rows": int(len(frame) - n),
         "counts": counts,

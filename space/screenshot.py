@@ -15,16 +15,22 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import app  # noqa: E402  (first: it sets the thread settings torch reads when it loads)
-from classifier import SentimentModel  # noqa: E402
+import app
+from classifier import SentimentModel
 
 REVIEW = (
     "Brilliant acting and a gorgeous score, but the plot is a boring mess and the last hour is "
     "painfully slow. I wanted to love it."
 )
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -50,7 +56,9 @@ def main() -> None:
         page.locator("#review textarea").fill(REVIEW)
         page.get_by_role("button", name="Classify", exact=True).click()
         page.locator("#why-text").get_by_text("Each span was deleted in turn").wait_for()
-        height = page.locator("#why-text").bounding_box()["y"] + page.locator("#why-text").bounding_box()["height"]
+        height = (
+            page.locator("#why-text").bounding_box()["y"] + page.locator("#why-text").bounding_box()["height"]
+        )
         page.screenshot(path=str(args.out), clip={"x": 0, "y": 0, "width": 1100, "height": height + 16})
         browser.close()
     demo.close()

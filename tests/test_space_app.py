@@ -6,7 +6,6 @@ snippets run as written.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
@@ -28,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "space"
 sys.path.insert(0, str(SPACE))
 
-import app  # noqa: E402
-import classifier  # noqa: E402
-import files  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+import app
+import classifier
+import files
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 # Small limits keep the bad-input files small; the messages are the same as with the defaults.
 TEST_LIMITS = files.Limits(max_bytes=1024 * 1024, max_rows=50, max_chars=30_000)
@@ -127,7 +126,9 @@ def test_float_engine_is_the_plain_pipeline(client: Client, tiny_model_dir: Path
         assert result["probabilities"][label] == pytest.approx(p, abs=1e-6)
 
 
-def test_int8_engine_is_close_to_float(client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame) -> None:
+def test_int8_engine_is_close_to_float(
+    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame
+) -> None:
     texts = reviews["text"].head(16).tolist()
     fast = tiny_model.predict(texts, classifier.ENGINE_INT8)
     exact = tiny_model.predict(texts, classifier.ENGINE_FLOAT)
@@ -151,7 +152,10 @@ def test_long_review_is_split_into_windows_and_averaged(
     import torch
 
     enc = tiny_model.tokenizer(
-        classifier.clean_text(long_review), truncation=True, max_length=512, stride=classifier.WINDOW_OVERLAP,
+        classifier.clean_text(long_review),
+        truncation=True,
+        max_length=512,
+        stride=classifier.WINDOW_OVERLAP,
         return_overflowing_tokens=True,
     )
     assert len(enc["input_ids"]) == result["windows"]
@@ -160,15 +164,21 @@ def test_long_review_is_split_into_windows_and_averaged(
             torch.softmax(tiny_model.float_model(input_ids=torch.tensor([ids])).logits[0], -1).numpy()
             for ids in enc["input_ids"]
         ]
-    assert result["probabilities"]["POSITIVE"] == pytest.approx(float(np.mean(window_probs, axis=0)[1]), abs=1e-6)
+    assert result["probabilities"]["POSITIVE"] == pytest.approx(
+        float(np.mean(window_probs, axis=0)[1]), abs=1e-6
+    )
     # ... and the UI says it did.
     _, note = app.prediction_view(result, 512)
     assert f"split into {result['windows']} windows" in note and "Nothing was cut off" in note
 
 
 def test_br_tags_are_removed_as_in_training(tiny_model: classifier.SentimentModel) -> None:
-    with_tags, without = tiny_model.predict(["Great fun.<br /><br />Loved it.", "Great fun.  Loved it."], "float")
-    assert with_tags.probabilities == pytest.approx(without.probabilities) and with_tags.tokens == without.tokens
+    with_tags, without = tiny_model.predict(
+        ["Great fun.<br /><br />Loved it.", "Great fun.  Loved it."], "float"
+    )
+    assert (
+        with_tags.probabilities == pytest.approx(without.probabilities) and with_tags.tokens == without.tokens
+    )
 
 
 def test_predict_batch_keeps_order_and_matches_predict(client: Client) -> None:
@@ -178,7 +188,9 @@ def test_predict_batch_keeps_order_and_matches_predict(client: Client) -> None:
     for text, result in zip(texts, batch):
         assert_result(result, classifier.ENGINE_FLOAT)
         single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
-        assert result["probabilities"]["POSITIVE"] == pytest.approx(single["probabilities"]["POSITIVE"], abs=1e-5)
+        assert result["probabilities"]["POSITIVE"] == pytest.approx(
+            single["probabilities"]["POSITIVE"], abs=1e-5
+        )
 
 
 def test_explain_returns_highlighted_spans_of_the_review(client: Client) -> None:
@@ -213,7 +225,9 @@ def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel)
     assert {c for w, c in categories.items() if w not in ("superb", "awful")} == {None}
 
 
-def test_long_explanations_occlude_spans_of_words(tiny_model: classifier.SentimentModel, long_review: str) -> None:
+def test_long_explanations_occlude_spans_of_words(
+    tiny_model: classifier.SentimentModel, long_review: str
+) -> None:
     spans = classifier.occlusion_spans(long_review, 10)
     assert len(spans) <= 10 and "".join(spans) == long_review
     assert all(s.strip() for s in spans)
@@ -260,7 +274,9 @@ def test_concurrent_requests_all_get_their_own_answer(client: Client) -> None:
     results = [job.result(timeout=60) for job in jobs]
     for text, result in zip(texts, results):
         single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
-        assert result["probabilities"]["POSITIVE"] == pytest.approx(single["probabilities"]["POSITIVE"], abs=1e-5)
+        assert result["probabilities"]["POSITIVE"] == pytest.approx(
+            single["probabilities"]["POSITIVE"], abs=1e-5
+        )
 
 
 # --- /predict_file: every format ----------------------------------------------------------------------------
@@ -279,7 +295,9 @@ def test_upload_txt_one_review_per_line(client: Client, tmp_path: Path) -> None:
     assert ((table["predicted_label"] == "POSITIVE") == (probs > 0.5)).all()
 
 
-def test_upload_csv_finds_the_text_column_by_name(client: Client, tmp_path: Path, reviews: pd.DataFrame) -> None:
+def test_upload_csv_finds_the_text_column_by_name(
+    client: Client, tmp_path: Path, reviews: pd.DataFrame
+) -> None:
     sample = reviews.head(20).rename(columns={"text": "Review"})[["label", "Review"]]
     path = tmp_path / "imdb.csv"
     sample.to_csv(path, index=False)
@@ -302,14 +320,17 @@ def test_upload_tsv(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "reviews.tsv"
     path.write_text("text\tsource\nGreat, with commas, inside.\tweb\nNot for me.\tmail\n")
     table, summary = upload(client, path)
-    assert table["text"].tolist() == ["Great, with commas, inside.", "Not for me."] and summary["classified"] == 2
+    assert (
+        table["text"].tolist() == ["Great, with commas, inside.", "Not for me."]
+        and summary["classified"] == 2
+    )
 
 
 def test_upload_jsonl_objects_and_strings(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "reviews.jsonl"
     lines = [{"review": "A classic.", "id": 1}, "Utterly forgettable.", {"review": "Funny & warm", "id": 3}]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
-    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    _, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
     assert summary["classified"] == 3 and summary["engine"] == classifier.ENGINE_FLOAT
     assert summary["text_column"] == "review"
 
@@ -318,7 +339,11 @@ def test_upload_keeps_empty_rows_unclassified(client: Client, tmp_path: Path) ->
     path = tmp_path / "gaps.csv"
     path.write_text('text\nGood.\n""\nBad.\n')
     table, summary = upload(client, path)
-    assert table["predicted_label"].tolist()[1] == "" and summary["empty_rows"] == 1 and summary["classified"] == 2
+    assert (
+        table["predicted_label"].tolist()[1] == ""
+        and summary["empty_rows"] == 1
+        and summary["classified"] == 2
+    )
 
 
 def test_download_neutralises_spreadsheet_formulas(client: Client, tmp_path: Path) -> None:
@@ -378,7 +403,9 @@ def test_bad_batches(client: Client) -> None:
         client.predict(["fine", " ", "fine"], api_name="/predict_batch")
     with pytest.raises(AppError, match="51 reviews in one call; the limit is 50"):
         client.predict(["fine"] * 51, api_name="/predict_batch")
-    with pytest.raises(AppError, match=re.escape("Value: 'gpu' (type: <class 'str'>) is not in the list of choices")):
+    with pytest.raises(
+        AppError, match=re.escape("Value: 'gpu' (type: <class 'str'>) is not in the list of choices")
+    ):
         client.predict("fine", "gpu", api_name="/predict")
     with pytest.raises(AppError, match="Unknown engine 'gpu': choose one of float, int8"):
         client.predict(["fine"], "gpu", api_name="/predict_batch")
@@ -396,7 +423,11 @@ def _bad_files(tmp_path: Path) -> list[tuple[str, bytes | str, str]]:
         ("header_only.csv", "text\n", "has no review text in column 'text'"),
         ("too_many.csv", rows, "has 51 reviews; the limit is 50 per file"),
         ("too_big.txt", "a review\n" * 130_000, "is 1.1 MB; the limit is 1 MB"),
-        ("long_row.txt", "x" * 40_000, "Review 1 in 'long_row.txt' is 40,000 characters long; the limit is 30,000"),
+        (
+            "long_row.txt",
+            "x" * 40_000,
+            "Review 1 in 'long_row.txt' is 40,000 characters long; the limit is 30,000",
+        ),
         ("broken.jsonl", '{"text": "ok"}\n{"text": \n', "Line 2 of 'broken.jsonl' is not valid JSON"),
         ("numbers.jsonl", "1\n2\n", "Line 1 of 'numbers.jsonl' is not a JSON object or string"),
     ]
@@ -428,13 +459,21 @@ def test_bad_file_choices(client: Client, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("model_id", "message"),
-    [("/nonexistent/model-folder", "Could not load the model '/nonexistent/model-folder'"), ("", "MODEL_ID is not set")],
+    [
+        ("/nonexistent/model-folder", "Could not load the model '/nonexistent/model-folder'"),
+        ("", "MODEL_ID is not set"),
+    ],
     ids=["unreadable", "unset"],
 )
 def test_unreadable_model_at_start_exits_with_one_sentence(model_id: str, message: str) -> None:
     env = {**os.environ, "MODEL_ID": model_id, "PORT": str(free_port())}
     proc = subprocess.run(
-        [sys.executable, str(SPACE / "app.py")], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SPACE / "app.py")],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -453,8 +492,19 @@ def test_readme_front_matter_matches_requirements() -> None:
     import yaml
 
     front = yaml.safe_load((SPACE / "README.md").read_text().split("---")[1])
-    assert {"title", "emoji", "sdk", "sdk_version", "app_file", "models", "license", "short_description"} <= set(front)
-    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and len(front["short_description"]) <= 60
+    assert {
+        "title",
+        "emoji",
+        "sdk",
+        "sdk_version",
+        "app_file",
+        "models",
+        "license",
+        "short_description",
+    } <= set(front)
+    assert (
+        front["sdk"] == "gradio" and front["app_file"] == "app.py" and len(front["short_description"]) <= 60
+    )
     requirements = (SPACE / "requirements.txt").read_text()
     assert f"gradio>={front['sdk_version']}" in requirements.split()
     assert (SPACE / front["app_file"]).exists() and (SPACE / "screenshot.png").exists()
@@ -471,7 +521,13 @@ def test_readme_snippets_run_as_written(space_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "SPACE": space_url}
     for snippet in snippets:
         proc = subprocess.run(
-            [sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", snippet],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip()
@@ -486,4 +542,7 @@ def test_float_is_served_when_the_int8_engine_cannot_be_built(
     monkeypatch.setattr(classifier, "onnx_int8_logits_fn", no_export)
     model = classifier.SentimentModel(str(tiny_model_dir))
     assert list(model.engines) == [classifier.ENGINE_FLOAT]
-    assert "int8 engine is unavailable for this model (RuntimeError: exporter missing)" in capsys.readouterr().err
+    assert (
+        "int8 engine is unavailable for this model (RuntimeError: exporter missing)"
+        in capsys.readouterr().err
+    )

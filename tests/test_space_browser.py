@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_space_app import client, space_url, tiny_model  # noqa: F401  (the launched app, shared)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,7 +27,8 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's Chromium is not installed (/usr/bin/chromium): `apt-get install chromium`"
+    not CHROMIUM.exists(),
+    reason="Debian's Chromium is not installed (/usr/bin/chromium): `apt-get install chromium`",
 )
 
 

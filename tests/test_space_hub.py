@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
-
 from local_hub import local_hub  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +36,9 @@ def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:  # noqa: 
     (tmp_path / "card").mkdir()
     (tmp_path / "card" / "README.md").write_text(MODEL_CARD)
     api.upload_folder(folder_path=str(tiny_model_dir), repo_id=repo_id)
-    api.upload_file(path_or_fileobj=str(tmp_path / "card" / "README.md"), path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(
+        path_or_fileobj=str(tmp_path / "card" / "README.md"), path_in_repo="README.md", repo_id=repo_id
+    )
     return repo_id
 
 
@@ -48,7 +49,9 @@ def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:  # noqa:
     env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
     env.update(MODEL_ID=hub_model, PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
     log = (tmp_path / "app.log").open("w+")
-    proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 150
@@ -68,7 +71,9 @@ def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> 
 
     client = Client(served, verbose=False)
     result = client.predict("Pulled from the Hub and still charming.", api_name="/predict")
-    assert result["label"] in {"NEGATIVE", "POSITIVE"} and sum(result["probabilities"].values()) == pytest.approx(1)
+    assert result["label"] in {"NEGATIVE", "POSITIVE"} and sum(
+        result["probabilities"].values()
+    ) == pytest.approx(1)
     batch = client.predict(["Good.", "Bad."], "float", api_name="/predict_batch")
     assert [r["engine"] for r in batch] == ["float", "float"]
     path = tmp_path / "reviews.txt"
@@ -79,7 +84,12 @@ def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> 
 
 def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SPACE / "deploy.py"), *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SPACE / "deploy.py"), *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -95,11 +105,21 @@ def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, t
     info = api.space_info(space_id)
     assert info.sdk == "gradio" and info.private
     files = set(api.list_repo_files(space_id, repo_type="space"))
-    expected = {"app.py", "classifier.py", "files.py", "examples.py", "requirements.txt", "README.md", "screenshot.png"}
+    expected = {
+        "app.py",
+        "classifier.py",
+        "files.py",
+        "examples.py",
+        "requirements.txt",
+        "README.md",
+        "screenshot.png",
+    }
     assert expected <= files
     assert "deploy.py" not in files and not any("__pycache__" in f or f.endswith(".pyc") for f in files)
     assert api.get_space_variables(space_id)["MODEL_ID"].value == hub_model
-    readme = Path(api.hf_hub_download(space_id, "README.md", repo_type="space", cache_dir=tmp_path / "c")).read_text()
+    readme = Path(
+        api.hf_hub_download(space_id, "README.md", repo_type="space", cache_dir=tmp_path / "c")
+    ).read_text()
     assert f"models:\n  - {hub_model}\n" in readme and "sdk: gradio" in readme
     app_py = Path(api.hf_hub_download(space_id, "app.py", repo_type="space", cache_dir=tmp_path / "c"))
     assert app_py.read_bytes() == (SPACE / "app.py").read_bytes()
@@ -112,7 +132,11 @@ def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, t
 
 @pytest.mark.parametrize("who", ["wrong token", "other user's namespace", "no token"])
 def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -> None:  # noqa: F811
-    token = {"wrong token": "hf_not_a_real_token", "other user's namespace": local_hub.other_token, "no token": None}[who]
+    token = {
+        "wrong token": "hf_not_a_real_token",
+        "other user's namespace": local_hub.other_token,
+        "no token": None,
+    }[who]
     env = local_hub.client_env(tmp_path / "hf_home", token)
     env.pop("HF_TOKEN", None) if token is None else None
     proc = run_deploy(env, "--repo_id", f"{local_hub.user}/space", "--model_id", f"{local_hub.user}/model")
