@@ -13,17 +13,9 @@ import pandas as pd
 import pytest
 from test_space_app import client, space_url, tiny_model  # noqa: F401  (the launched app, shared)
 
+from screenshot import CHROMIUM_ARGS  # space/ is on sys.path once test_space_app is imported
+
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(
