@@ -13,7 +13,7 @@ DEMO_DIR ?= runs/demo
 HUB_REPO ?=
 PORT ?= 7860
 
-.PHONY: venv demo train-demo card-demo publish-demo serve-demo test browser bench-space bench-train clean
+.PHONY: venv demo train-demo card-demo publish-demo serve-demo test browser bench-space bench-train bench-gpu-dryrun clean
 
 venv: $(VENV)/.installed
 
@@ -52,8 +52,17 @@ browser:
 bench-space: venv
 	$(PY) bench/space_speed.py
 
+# CPU dry-runs of the GPU benchmark: bench.train_speed alone, then every stage of bench/gpu_run.sh.
 bench-train: venv
-	$(PY) bench/train_speed.py --dry-run
+	$(PY) -m bench.train_speed --dry_run --mode both
+
+bench-gpu-dryrun: venv
+	rm -rf /tmp/gpu-dryrun
+	for stage in accuracy speed mlm tune; do \
+	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH DRY_RUN=1 bash bench/gpu_run.sh $$stage "--learning_rate 1e-4" || exit 1; done
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH DRY_RUN=1 bash bench/gpu_run.sh collect /tmp/gpu-dryrun/out
+	mkdir -p bench/results/gpu_dryrun && cp /tmp/gpu-dryrun/results/comparison.md \
+	  /tmp/gpu-dryrun/results/benchmark/*.md bench/results/gpu_dryrun/
 
 clean:
 	rm -rf $(DEMO_DIR)

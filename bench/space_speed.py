@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(ROOT / "space"))
+sys.path[:0] = [str(ROOT), str(ROOT / "space")]
 
 import app
 import numpy as np
@@ -51,9 +51,10 @@ from classifier import (
     torch_logits_fn,
 )
 
+from bench.random_models import build_random_model
+
 FULL_TEST = ROOT.parent / "shared" / "data" / "imdb" / "test.parquet"
 SAMPLE_TEST = ROOT / "data" / "imdb_sample" / "test.parquet"
-TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
 WORKER = Path(__file__).resolve().parent / "space_speed_worker.py"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 BASELINE = "baseline: pipeline per review, float32, default threads"
@@ -69,30 +70,6 @@ def load_reviews(n: int, seed: int) -> tuple[pd.DataFrame, Path]:
     source = FULL_TEST if FULL_TEST.exists() else SAMPLE_TEST
     frame = pd.read_parquet(source).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     return frame.head(n), source
-
-
-def build_random_model(shape: str, out_dir: Path, seed: int = 0) -> Path:
-    """A randomly initialised classifier with the real uncased vocabulary, saved to `out_dir`."""
-    from transformers import (
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-        DistilBertConfig,
-        DistilBertForSequenceClassification,
-    )
-
-    torch.manual_seed(seed)
-    labels = {"id2label": LABELS, "label2id": {v: k for k, v in LABELS.items()}, "num_labels": 2}
-    if shape == "distilbert":
-        model = DistilBertForSequenceClassification(DistilBertConfig(**labels))
-    else:  # all-MiniLM-L6-v2: 6 layers, 384 wide, 12 heads
-        config = BertConfig(
-            hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, **labels
-        )
-        model = BertForSequenceClassification(config)
-    model.save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(out_dir)
-    return out_dir
 
 
 def onnx_engines(model: SentimentModel, work: Path, threads: int) -> dict[str, LogitsFn]:
@@ -246,7 +223,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     work = Path(tempfile.mkdtemp(prefix="space-bench-"))
     reviews, source = load_reviews(args.n, args.seed)
-    model_dir = Path(args.model) if args.model else build_random_model(args.shape, work / "model", args.seed)
+    model_dir = Path(args.model) if args.model else build_random_model(work / "model", args.shape, args.seed)
     tag = (Path(args.model).name if args.model else f"{args.shape}-random") + (
         "-explore" if args.explore else ""
     )

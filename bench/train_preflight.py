@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-from bench.train_speed import ROOT, build_random_distilbert
+from bench.random_models import ROOT, build_random_model
 from train.config import parse_config
 from train.data import prepare_splits
 from train.encoding import encode_splits
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     flags = sys.argv[1:] if argv is None else argv
     with tempfile.TemporaryDirectory() as tmp:
         # Large initial weights, so that the random model's probabilities differ from review to review.
-        model = build_random_distilbert(Path(tmp) / "tiny", tiny=True, initializer_range=1.0)
+        model = build_random_model(Path(tmp) / "tiny", "tiny-distilbert", initializer_range=1.0)
         run_argv = [*TINY_FLAGS, *flags, "--model_name_or_path", str(model)]
         run_dir = Path(tmp) / "run"
         train_main([*run_argv, "--output_dir", str(run_dir)])

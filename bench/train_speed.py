@@ -44,13 +44,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.random_models import build_random_model
 from bench.train_flops import flops_per_sample, mfu, model_shape
 from bench.train_padding import train_lengths
 from train.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
-# The real uncased WordPiece vocabulary, identical to all-MiniLM-L6-v2's and distilbert-base-uncased's.
-FIXTURE_TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
 DEFAULT_RECIPES = ["reference=--preset reference", "project=--preset h100"]
 H100_PEAK_TFLOPS = 790.0  # bf16 dense, measured on the project's H100 (../shared/device/README.md)
 STEADY_SKIP = 0.2  # share of the logged steps left out of the steady-state window
@@ -77,25 +76,6 @@ DRY_RUN_ACCURACY_FLAGS = [
     "--logging_steps",
     "2",
 ]
-
-
-def build_random_distilbert(out_dir: Path, tiny: bool, initializer_range: float = 0.02) -> Path:
-    """DistilBERT's shape (or a 2-layer, 32-wide one) with random weights: same compute, no download."""
-    import torch
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
-
-    torch.manual_seed(0)
-    shape = {"dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2} if tiny else {}
-    config = DistilBertConfig(
-        num_labels=2,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        initializer_range=initializer_range,
-        **shape,
-    )
-    DistilBertForSequenceClassification(config).save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(FIXTURE_TOKENIZER).save_pretrained(out_dir)
-    return out_dir
 
 
 def steady_samples_per_second(run_dir: Path, samples_per_step: int) -> float | None:
@@ -141,7 +121,9 @@ def summarise_run(record: dict[str, Any], run_dir: Path, lengths: np.ndarray, pe
     runtime = timings["train_runtime_s"]
     epochs = max(e.get("epoch", 0.0) for e in record["log_history"])
     samples = epochs * record["dataset"]["splits"]["train"]
-    per_sample = flops_per_sample(lengths, model_shape(record["base_model"]), record["method"])
+    shape = model_shape(record["base_model"])
+    adapters = record["model"]["trainable_parameters"] - shape.head_params if record["method"] == "lora" else 0
+    per_sample = flops_per_sample(lengths, shape, record["method"], adapters)
     samples_per_step = (
         hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * env["world_size"]
     )
@@ -161,6 +143,7 @@ def summarise_run(record: dict[str, Any], run_dir: Path, lengths: np.ndarray, pe
         "test_accuracy_truncated": (record["metrics"].get("test_truncated") or {}).get("accuracy"),
         "test_reviews": record["metrics"]["test"]["num_examples"],
         "test_reviews_per_s": timings["test_samples_per_second"],
+        "test_windows_reviews_per_s": timings.get("test_windows_reviews_per_second"),
         "val_check": validation_check(record),
         "precision": hp["precision"],
         "batch": hp["per_device_train_batch_size"],
@@ -256,7 +239,7 @@ COLUMNS = {
     "steady_samples_per_s": "samples/s steady", "vs_baseline": "x baseline (steady)", "real_tokens_per_s": "real tokens/s", "mfu": "MFU",
     "steady_mfu": "MFU steady", "trainer_estimate_mfu": "MFU (Trainer 6N·padded)", "peak_gib": "peak GiB",
     "test_accuracy": "test acc",
-    "test_accuracy_truncated": "test acc, truncated (windows off)", "test_reviews_per_s": "test reviews/s", "val_check": "val check", "wall_s": "wall s",
+    "test_accuracy_truncated": "test acc, truncated (windows off)", "test_reviews_per_s": "test reviews/s", "test_windows_reviews_per_s": "test reviews/s, windows", "val_check": "val check", "wall_s": "wall s",
 }  # fmt: skip
 
 
@@ -439,9 +422,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         args.model_path = Path(args.base_model).resolve()
     else:
-        args.model_path = build_random_distilbert(
-            args.work_dir / args.model, tiny=args.model == "tiny-random"
-        )
+        shape = {"distilbert-random": "distilbert", "tiny-random": "tiny-distilbert"}[args.model]
+        args.model_path = build_random_model(args.work_dir / args.model, shape)
 
     recipes = dict(parse_recipe(r) for r in (args.recipe or DEFAULT_RECIPES))
     repeated = set(args.repeat_recipes.split(",")) if args.repeat_recipes else set(recipes)

@@ -321,6 +321,15 @@ def setup_rows(results: dict[str, Any]) -> list[list[str]]:
     if timings.get("train_tokens_per_second") is not None:
         throughput.append(f"{timings['train_tokens_per_second']:,.0f} tokens/s (without padding)")
     throughput.append(f"{fmt(timings.get('train_steps_per_second'), 2)} steps/s")
+    inference = (
+        f"{fmt(timings.get('test_samples_per_second'), 1)} reviews/s "
+        f"({duration(timings.get('test_runtime_s'))} for the test split)"
+    )
+    if timings.get("test_windows_reviews_per_second") is not None:
+        inference += (
+            f"; with windows over long reviews {fmt(timings['test_windows_reviews_per_second'], 1)} reviews/s "
+            f"({duration(timings['test_windows_runtime_s'])})"
+        )
     best = results.get("best_checkpoint_step")
     return [
         ["Method", METHODS.get(results["method"], results["method"])],
@@ -337,11 +346,7 @@ def setup_rows(results: dict[str, Any]) -> list[list[str]]:
             f"(whole run incl. evaluation: {duration(timings.get('total_runtime_s'))})",
         ],
         ["Training throughput", ", ".join(throughput)],
-        [
-            "Test inference",
-            f"{fmt(timings.get('test_samples_per_second'), 1)} samples/s "
-            f"({duration(timings.get('test_runtime_s'))} for the test split)",
-        ],
+        ["Test inference", inference],
         ["Best checkpoint", "last step" if best is None else f"step {best}"],
         ["Software", ", ".join(f"{k} {env[k]}" for k in SOFTWARE if env.get(k))],
     ]

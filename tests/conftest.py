@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.random_models import build_random_model
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_DIR = ROOT / "data" / "imdb_sample"
@@ -26,26 +28,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, initializer_range: float = 0.
 
     A large `initializer_range` gives a random model whose scores differ from review to review.
     """
-    import torch
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = DistilBertConfig(
-        vocab_size=30522,
-        dim=32,
-        hidden_dim=64,
-        n_layers=2,
-        n_heads=2,
-        max_position_embeddings=512,
-        num_labels=2,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        initializer_range=initializer_range,
-    )
-    model = DistilBertForSequenceClassification(config)
-    model.save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(FIXTURES / "tokenizer").save_pretrained(out_dir)
-    return out_dir
+    return build_random_model(out_dir, "tiny-distilbert", seed, initializer_range)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 
 from conftest import ROOT
 from local_hub import LocalHub, local_hub  # noqa: F401
@@ -138,6 +138,8 @@ def test_training_command_publishes_with_push_to_hub(
         tmp_path / "run",
         "--push_to_hub",
         "alice/imdb-full",
+        "--hub_base_model",
+        "distilbert/distilbert-base-uncased",
         env=local_hub.client_env(tmp_path / "home", local_hub.token),
     )
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
@@ -145,6 +147,9 @@ def test_training_command_publishes_with_push_to_hub(
     assert set(api.list_repo_files("alice/imdb-full")) == expected
     card = (run / "README.md").read_text()
     assert 'model="alice/imdb-full"' in card and "full fine-tuning" in card
+    # The run trained from a local folder; the card names the Hub base model it was given.
+    published = ModelCard.load(api.hf_hub_download("alice/imdb-full", "README.md", cache_dir=tmp_path / "c"))
+    assert published.data.base_model == "distilbert/distilbert-base-uncased"
 
 
 def test_second_push_is_a_second_commit_and_the_first_stays_reachable(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,11 +137,15 @@ def test_resume_after_interrupted_run(tiny_model_dir: Path, tmp_path: Path) -> N
     assert proc.returncode == 130, stderr.decode()[-2000:]
     assert "--resume" in stderr.decode()
     assert not (out / "results.json").exists() and not (out / "config.json").exists()
-    first_step = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    first_step = max(int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/trainer_state.json"))
+    # A checkpoint cut off while saving (the interrupt can land there): trainer_state.json comes last.
+    half = out / "checkpoint-999"
+    shutil.copytree(out / f"checkpoint-{first_step}", half, ignore=shutil.ignore_patterns("trainer_state.json"))
 
     resumed = subprocess.run([PY, "-m", "train", *args, "--max_steps", str(first_step + 10), "--resume"],
                              cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{half} was not completely saved; skipping it" in resumed.stderr
     assert f"resuming from {out / f'checkpoint-{first_step}'}" in resumed.stderr
     record = json.loads((out / "results.json").read_text())
     steps = [e["step"] for e in record["log_history"] if "loss" in e]

@@ -195,6 +195,13 @@ class RunArguments:
         default=None, metadata={"help": "After training, publish the model and its card to this Hub repo (USER/NAME)."}
     )
     hub_private: bool = field(default=False, metadata={"help": "With --push_to_hub: create the repo private."})
+    hub_base_model: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "With --push_to_hub and a local --model_name_or_path: the base model's Hub id for the card's "
+            "metadata (e.g. sentence-transformers/all-MiniLM-L6-v2)."
+        },
+    )
 
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, DataArguments, RunArguments)

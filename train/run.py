@@ -23,7 +23,7 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from train import results
 from train.config import Config, RunArguments, load_presets, parse_config
@@ -124,6 +124,24 @@ def check_output_dir(run: RunArguments) -> Path:
     return out
 
 
+def last_complete_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint that finished saving, or None.
+
+    transformers' `get_last_checkpoint` takes the highest-numbered folder even when the run was
+    stopped while saving it (Ctrl-C, a time limit), and resuming from that half checkpoint fails.
+    The Trainer writes trainer_state.json last, so a folder holding it is complete.
+    """
+    steps = {}
+    for folder in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if folder.is_dir() and step.isdigit():
+            steps[int(step)] = folder
+    complete = [step for step, folder in steps.items() if (folder / "trainer_state.json").is_file()]
+    for step in sorted(set(steps) - set(complete)):
+        logger.warning("--resume: %s was not completely saved; skipping it", steps[step])
+    return str(steps[max(complete)]) if complete else None
+
+
 def predict_probabilities(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[np.ndarray, dict[str, float]]:
     """Positive-class probabilities in row order, predicted shortest review first.
 
@@ -172,10 +190,13 @@ def train_one(config: Config) -> Path:
     set_seed(run.seed)
 
     tokenizer = load_tokenizer(config.model)
+    data_started = time.time()
     splits = prepare_splits(config.data, seed=run.seed)
     encoded = encode_splits(
         splits, tokenizer, config.model.max_length, config.model.truncation, config.model.head_tokens
     )
+    # Loading and tokenizing; `datasets` caches both for local files, so a repeated run pays less.
+    data_seconds = time.time() - data_started
     model = apply_method(load_model(config.model), config.model.method, config.lora)
     counts = parameter_counts(model)
     logger.info(
@@ -205,7 +226,7 @@ def train_one(config: Config) -> Path:
     )
 
     baseline = evaluate(trainer, encoded["test"], "baseline")[0] if run.baseline else None
-    checkpoint = get_last_checkpoint(str(out)) if run.resume and out.is_dir() else None
+    checkpoint = last_complete_checkpoint(out) if run.resume and out.is_dir() else None
     if run.resume and checkpoint:
         logger.info("resuming from %s", checkpoint)
     elif run.resume:
@@ -214,11 +235,18 @@ def train_one(config: Config) -> Path:
 
     validation = evaluate(trainer, encoded["validation"], "validation")[0]
     test, prob_positive, test_speed = evaluate(trainer, encoded["test"], "test")
-    truncated = None
+    truncated, windows_speed = None, {}
     if config.model.eval_windows:
-        truncated = test
+        truncated, windows_started = test, time.time()
         windows = encode_windows(splits["test"], tokenizer, config.model.max_length, config.model.window_stride)
         test, prob_positive = evaluate_windows(trainer, windows, len(splits["test"]))
+        # The windowed score's own cost, windowing included: what serving it on the test split takes.
+        seconds = time.time() - windows_started
+        windows_speed = {
+            "test_windows_runtime_s": seconds,
+            "test_windows_reviews_per_second": len(splits["test"]) / seconds,
+            "test_windows": len(windows),
+        }
         logger.info("windowed test accuracy %.4f (truncated %.4f)", test["accuracy"], truncated["accuracy"])
     logger.info("test accuracy %.4f, F1 %.4f", test["accuracy"], test["f1"])
 
@@ -246,6 +274,8 @@ def train_one(config: Config) -> Path:
                 "train_steps_per_second": train_out.metrics["train_steps_per_second"],
                 "test_runtime_s": test_speed["test_runtime"],
                 "test_samples_per_second": test_speed["test_samples_per_second"],
+                **windows_speed,
+                "data_prepare_s": data_seconds,
                 "total_runtime_s": time.time() - started,
                 **_throughput(encoded["train"], trainer, train_out.metrics["train_runtime"]),
             },
@@ -353,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
 
         repo_id = config.run.push_to_hub
         try:
-            url = publish(out, repo_id, private=config.run.hub_private)
+            url = publish(out, repo_id, private=config.run.hub_private, base_model=config.run.hub_base_model)
         except PublishError as err:
             raise UserError(
                 f"{err} The trained run is kept in {out}; publish it later with "

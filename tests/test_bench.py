@@ -1,0 +1,96 @@
+"""The GPU benchmark's own checks, on CPU: its FLOP count against torch's, and its GPU script end to end.
+
+A GPU session has 30 minutes; these make sure that the benchmark it runs counts what it claims and
+that `bench/gpu_run.sh` gets from a stage to the committed results/ without a GPU in the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoModelForSequenceClassification
+
+from bench.random_models import build_random_model
+from bench.train_flops import flops_per_sample, model_shape
+from train.config import LoraArguments
+from train.modeling import apply_method
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("shape", "method", "tolerance"),
+    [
+        ("tiny-bert", "full", 0.03),
+        ("tiny-distilbert", "full", 0.03),
+        # LoRA at its real shape (adapters are r x d: a tiny d would make them dominate); the first
+        # layer passes no gradient to the frozen embeddings, which the count leaves in (~2%).
+        ("minilm", "lora", 0.03),
+        ("tiny-bert", "head", 0.03),
+    ],
+)
+def test_model_flops_match_torch_flop_counter(tmp_path: Path, shape: str, method: str, tolerance: float) -> None:
+    """The analytic count behind MFU equals what torch counts for one training step on one review."""
+    model_dir = build_random_model(tmp_path / shape, shape)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager")
+    model = apply_method(model, method, LoraArguments(lora_target_modules=["query", "key", "value", "dense"]))
+    length = 200
+    ids = torch.randint(1000, 30000, (1, length))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, labels=torch.tensor([1])).loss.backward()
+    counted = counter.get_total_flops()
+    shape = model_shape(str(model_dir))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    adapters = trainable - shape.head_params if method == "lora" else 0
+    formula = flops_per_sample(np.array([length]), shape, method, adapters)[0]
+    assert abs(formula - counted) / counted < tolerance, (formula, counted)
+
+
+def test_gpu_script_dry_run_from_stage_to_results(tmp_path: Path) -> None:
+    """`DRY_RUN=1 bash bench/gpu_run.sh accuracy`, then `collect`: tables, cards and the comparison land."""
+    env = {
+        **os.environ,
+        "DRY_RUN": "1",
+        "DRY_RUN_DIR": str(tmp_path / "gpu"),
+        "OUT": str(tmp_path / "out"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    staged = subprocess.run(
+        ["bash", "bench/gpu_run.sh", "accuracy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=500
+    )
+    log = staged.stdout + staged.stderr
+    assert staged.returncode == 0, log[-3000:]
+    assert "ALIGNED with their rows" in log
+    assert "SKIPPED" not in log
+    assert (tmp_path / "out" / "accuracy.tar.gz").is_file()
+
+    collected = subprocess.run(
+        ["bash", "bench/gpu_run.sh", "collect", str(tmp_path / "out")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert collected.returncode == 0, (collected.stdout + collected.stderr)[-3000:]
+    results = tmp_path / "gpu" / "results"
+
+    table = json.loads((results / "benchmark" / "train_speed_minilm_accuracy.json").read_text())
+    rows = {row["recipe"]: row for row in table["rows"]}
+    assert set(rows) == {"project", "reference"}
+    assert all(row["val_check"] == "ok" for row in rows.values())
+    assert rows["project"]["test_windows_reviews_per_s"] > 0  # the h100 preset evaluates with windows
+    assert set(table["ratios"]["accuracy"]) >= {"train_time_ratio", "samples_per_s_ratio_steady"}
+    assert "CPU DRY-RUN" in (results / "benchmark" / "train_speed_minilm_accuracy.md").read_text()
+
+    comparison = (results / "comparison.md").read_text()
+    assert "accuracy-project-1" in comparison and "accuracy-reference-1" in comparison
+    best = json.loads((results / "full" / "results.json").read_text())
+    assert best["method"] == "full"
+    card = (results / "full" / "README.md").read_text()
+    assert "model-index" in card and "sentence-transformers/all-MiniLM-L6-v2" in card
+    assert not list(results.rglob("*.safetensors"))  # small text and images only
