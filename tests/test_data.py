@@ -99,3 +99,38 @@ def test_encoding_respects_max_length_and_keeps_special_tokens() -> None:
         assert row["attention_mask"] == [1] * 16 and row["n_tokens"] == len(ids) + 2
     assert tokenizer.decode(expected["head_tail"]).startswith("the opening")
     assert tokenizer.decode(expected["head_tail"]).endswith("wonderful")
+
+
+def test_tokenization_is_cached_between_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run on the same data and settings loads the tokens; other settings get their own file."""
+    import datasets
+
+    from train.config import DataArguments
+    from train.data import prepare_splits
+    from train.encoding import encode_windows
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(FIXTURES / "tokenizer")
+    args = DataArguments(dataset_name=str(SAMPLE_DIR), max_train_samples=40, max_test_samples=30)
+
+    def written() -> dict[str, float]:
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "imdb_sentiment_tokens").glob("*.arrow")}
+
+    first = encode_splits(prepare_splits(args, seed=1), tokenizer, 64, "head_tail", 16)
+    files = written()
+    assert len(files) == 3  # train, validation, test
+    again = encode_splits(prepare_splits(args, seed=1), tokenizer, 64, "head_tail", 16)
+    assert written() == files  # loaded, not written again
+    folder = tmp_path / "imdb_sentiment_tokens"
+    assert {c["filename"] for c in again["test"].cache_files} <= {str(folder / name) for name in files}
+    for split in first:
+        assert again[split]["input_ids"] == first[split]["input_ids"]
+
+    encode_splits(prepare_splits(args, seed=1), tokenizer, 64, "head", 16)  # another cut: other tokens
+    assert len(written()) == 6
+    encode_splits(prepare_splits(args, seed=2), tokenizer, 64, "head", 16)  # another sample: other tokens
+    assert len(written()) == 9
+    test = prepare_splits(args, seed=1)["test"]
+    windows = encode_windows(test, tokenizer, 64, 16)
+    assert encode_windows(test, tokenizer, 64, 16)["input_ids"] == windows["input_ids"]
+    assert len(written()) == 10
