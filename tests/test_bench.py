@@ -94,3 +94,18 @@ def test_gpu_script_dry_run_from_stage_to_results(tmp_path: Path) -> None:
     card = (results / "full" / "README.md").read_text()
     assert "model-index" in card and "sentence-transformers/all-MiniLM-L6-v2" in card
     assert not list(results.rglob("*.safetensors"))  # small text and images only
+
+    # The GPU-only columns (MFU, peak memory) from the same run, as the H100 would report it: the code
+    # path a GPU session reaches only after minutes of training must not be its first run.
+    from bench.train_speed import summarise_run
+
+    run_dir = tmp_path / "gpu" / "accuracy" / "runs" / "accuracy-project-1"
+    record = json.loads((run_dir / "results.json").read_text())
+    record["environment"]["device_type"] = "cuda"
+    record["timings"]["peak_gpu_memory_gib"] = 1.5
+    lengths = np.full(record["dataset"]["splits"]["train"], 100)
+    row = summarise_run(record, run_dir, lengths, peak=1e12)
+    shape = model_shape(record["base_model"])
+    expected = flops_per_sample(lengths, shape, "full").sum() * row["epochs"] / row["train_s"] / 1e12
+    assert row["mfu"] == pytest.approx(expected)
+    assert row["steady_mfu"] > 0 and row["trainer_estimate_mfu"] > 0 and row["peak_gib"] == 1.5
