@@ -48,7 +48,7 @@ from transformers import (
 from train import results
 from train.data import BR_TAG, find_split_file, load_file
 from train.errors import UserError, cli
-from train.run import resolve_precision
+from train.run import resolve_precision, shared_training_kwargs
 
 logger = logging.getLogger("train.mlm")
 RESULTS_FILE = "mlm_results.json"
@@ -217,26 +217,10 @@ def save_encoder(
 
 def training_arguments(run: MlmRunArguments, precision: str, out: Path) -> TrainingArguments:
     return TrainingArguments(
+        **shared_training_kwargs(run, precision),
         output_dir=str(out),
-        learning_rate=run.learning_rate,
-        num_train_epochs=run.num_train_epochs,
-        max_steps=run.max_steps,
-        per_device_train_batch_size=run.per_device_train_batch_size,
-        per_device_eval_batch_size=run.per_device_eval_batch_size,
-        weight_decay=run.weight_decay,
-        warmup_steps=run.warmup_steps,
-        seed=run.seed,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        optim=run.optim,
-        torch_compile=run.torch_compile,
-        dataloader_num_workers=run.dataloader_num_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),
         eval_strategy="no",
         save_strategy="no",
-        logging_steps=run.logging_steps,
-        logging_first_step=True,
         report_to=run.report_to,
     )
 

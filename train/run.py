@@ -59,31 +59,36 @@ def resolve_precision(requested: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+# Options that the fine-tuning and the masked-LM commands both take, under TrainingArguments' own names.
+SHARED_OPTIONS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "weight_decay", "warmup_steps", "seed", "optim", "torch_compile", "dataloader_num_workers", "logging_steps",
+)  # fmt: skip
+
+
+def shared_training_kwargs(run: Any, precision: str) -> dict[str, Any]:
+    """TrainingArguments both commands set alike: the shared options, precision, and the device."""
+    return {
+        **{name: getattr(run, name) for name in SHARED_OPTIONS},
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        # accelerate treats torchrun on CPU as distributed (gloo) only when told the run is CPU-only.
+        "use_cpu": not torch.cuda.is_available(),
+        "logging_first_step": True,
+    }
+
+
 def to_training_arguments(run: RunArguments, precision: str) -> TrainingArguments:
     """Map the curated options onto TrainingArguments, with checkpoints and logs in output_dir."""
     report_to = run.report_to
     if report_to == "auto":
         report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
     kwargs: dict[str, Any] = dict(
+        **shared_training_kwargs(run, precision),
         output_dir=run.output_dir,
-        learning_rate=run.learning_rate,
-        num_train_epochs=run.num_train_epochs,
-        max_steps=run.max_steps,
-        per_device_train_batch_size=run.per_device_train_batch_size,
-        per_device_eval_batch_size=run.per_device_eval_batch_size,
         gradient_accumulation_steps=run.gradient_accumulation_steps,
-        weight_decay=run.weight_decay,
-        warmup_steps=run.warmup_steps,
         max_grad_norm=run.max_grad_norm,
-        seed=run.seed,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        torch_compile=run.torch_compile,
-        optim=run.optim,
-        dataloader_num_workers=run.dataloader_num_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # accelerate treats torchrun on CPU as distributed (gloo) only when told the run is CPU-only.
-        use_cpu=not torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
         dataloader_persistent_workers=run.dataloader_persistent_workers and run.dataloader_num_workers > 0,
         eval_strategy=run.eval_strategy,
@@ -92,8 +97,6 @@ def to_training_arguments(run: RunArguments, precision: str) -> TrainingArgument
         save_steps=run.eval_steps,
         save_total_limit=2,
         save_only_model=run.save_only_model,
-        logging_steps=run.logging_steps,
-        logging_first_step=True,
         load_best_model_at_end=run.eval_strategy != "no",
         metric_for_best_model=run.metric_for_best_model,
         report_to=report_to,
