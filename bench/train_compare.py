@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
     if (table["device"] == "cpu").any():
-        lines += ["**Runs on CPU: a dry-run of the code path (tiny models, a few steps), not measurements.**", ""]
+        lines += [
+            "**Runs on CPU: a dry-run of the code path (tiny models, a few steps), not measurements.**",
+            "",
+        ]
     complete = table[table["test reviews"] == args.test_reviews]
     for method, folder in BEST_FOLDERS.items():
         candidates = complete[complete["method"] == method]

@@ -122,7 +122,9 @@ def summarise_run(record: dict[str, Any], run_dir: Path, lengths: np.ndarray, pe
     epochs = max(e.get("epoch", 0.0) for e in record["log_history"])
     samples = epochs * record["dataset"]["splits"]["train"]
     shape = model_shape(record["base_model"])
-    adapters = record["model"]["trainable_parameters"] - shape.head_params if record["method"] == "lora" else 0
+    adapters = (
+        record["model"]["trainable_parameters"] - shape.head_params if record["method"] == "lora" else 0
+    )
     per_sample = flops_per_sample(lengths, shape, record["method"], adapters)
     samples_per_step = (
         hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * env["world_size"]

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from local_hub import local_hub  # noqa: F401  (the fixture, for every test module)
 
 from bench.random_models import build_random_model
 

@@ -58,8 +58,7 @@ Usage notes:
   patches nothing.
 - Typical test::
 
-      from local_hub import local_hub, running_hub  # noqa: F401
-
+      # the local_hub fixture reaches every test module through conftest.py
       def test_publish(local_hub, tmp_path):
           api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
           api.create_repo(f"{local_hub.user}/demo")
@@ -99,15 +98,42 @@ from starlette.routing import Route
 API_REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}  # /api/{plural}/...
 URL_PREFIX_TYPES = {"": "model", "datasets": "dataset", "spaces": "space"}  # /[{prefix}/]{repo}/resolve/...
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".onnx", ".msgpack", ".model",
-                ".npy", ".npz", ".pkl", ".joblib", ".parquet", ".arrow", ".zip", ".gz", ".tar", ".tgz")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".onnx",
+    ".msgpack",
+    ".model",
+    ".npy",
+    ".npz",
+    ".pkl",
+    ".joblib",
+    ".parquet",
+    ".arrow",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".tgz",
+)
 GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES)
 YAML_HEADER = re.compile(r"^\s*---[\r\n]+([\S\s]*?)[\r\n]+---(\r\n|\n|$)")  # as huggingface_hub.repocard
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 # Variables that would make a client subprocess share the caller's cache, credentials or offline mode.
-_CLIENT_ENV_DROPPED = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE",
-                       "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "TRANSFORMERS_CACHE",
-                       "TRANSFORMERS_OFFLINE")
+_CLIENT_ENV_DROPPED = (
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_ASSETS_CACHE",
+    "HF_XET_CACHE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "TRANSFORMERS_CACHE",
+    "TRANSFORMERS_OFFLINE",
+)
 
 
 def _now() -> str:
@@ -381,9 +407,18 @@ class LocalHub:
                 sibling["lfs"] = {"sha256": blob.sha256, "size": blob.size, "pointerSize": len(blob.pointer)}
             siblings.append(sibling)
         info: dict[str, Any] = {
-            "id": repo.repo_id, "author": repo.owner, "sha": commit.oid, "private": repo.private,
-            "gated": False, "disabled": False, "createdAt": repo.created_at, "lastModified": commit.date,
-            "downloads": 0, "likes": 0, "tags": card.get("tags") or [], "siblings": siblings,
+            "id": repo.repo_id,
+            "author": repo.owner,
+            "sha": commit.oid,
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "createdAt": repo.created_at,
+            "lastModified": commit.date,
+            "downloads": 0,
+            "likes": 0,
+            "tags": card.get("tags") or [],
+            "siblings": siblings,
         }
         if card:
             info["cardData"] = card
@@ -428,7 +463,7 @@ class LocalHub:
         for path, blob in sorted(files.items()):
             if not path.startswith(prefix):
                 continue
-            parts = path[len(prefix):].split("/")
+            parts = path[len(prefix) :].split("/")
             depths = range(1, len(parts)) if recursive else range(1, min(2, len(parts)))
             folders.update(prefix + "/".join(parts[:depth]) for depth in depths)
             if recursive or len(parts) == 1:
@@ -460,12 +495,14 @@ class LocalHub:
         for file in (await request.json())["files"]:
             path, size, sample = file["path"], file["size"], base64.b64decode(file["sample"])
             existing = head.files.get(path)
-            answers.append({
-                "path": path,
-                "uploadMode": "lfs" if self._is_lfs(path, size, sample) else "regular",
-                "shouldIgnore": False,
-                "oid": existing.etag if existing else None,  # lets the client skip unchanged files
-            })
+            answers.append(
+                {
+                    "path": path,
+                    "uploadMode": "lfs" if self._is_lfs(path, size, sample) else "regular",
+                    "shouldIgnore": False,
+                    "oid": existing.etag if existing else None,  # lets the client skip unchanged files
+                }
+            )
         return JSONResponse({"files": answers, "commitOid": head.oid})
 
     async def lfs_batch(self, request: Request) -> Response:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, SAMPLE_DIR
 
 
@@ -58,7 +57,9 @@ def test_unknown_text_column(tiny_model_dir: Path, tmp_path: Path, reviews: pd.D
 def test_labels_outside_two_classes(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
     bad = reviews.assign(label=reviews["label"].map({0: "neg", 1: "neutral"}))
     data = write_split_files(tmp_path / "data", bad, reviews)
-    assert_one_sentence(run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")), "'neutral'", "two classes")
+    assert_one_sentence(
+        run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")), "'neutral'", "two classes"
+    )
 
 
 def test_empty_and_single_class_data(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
@@ -91,11 +92,15 @@ def test_output_dir_holding_a_finished_run(tiny_model_dir: Path, tmp_path: Path)
 def test_predict_bad_inputs(tmp_path: Path) -> None:
     assert_one_sentence(run_cli("--model", "x", "--file", str(tmp_path / "none.csv"), module="train.predict"),
                         "does not exist")  # fmt: skip
-    assert_one_sentence(run_cli("--model", "x", "--text", "   ", module="train.predict"), "nothing to classify")
+    assert_one_sentence(
+        run_cli("--model", "x", "--text", "   ", module="train.predict"), "nothing to classify"
+    )
     proc = run_cli("--model", str(tmp_path / "missing-model"), "--text", "fine", module="train.predict")
     assert_one_sentence(proc, "could not load model")
 
 
 def test_window_stride_too_large(tiny_model_dir: Path, tmp_path: Path) -> None:
-    proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--eval_windows", "--window_stride", "30")
+    proc = run_cli(
+        *base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--eval_windows", "--window_stride", "30"
+    )
     assert_one_sentence(proc, "--window_stride 30", "--max_length")

@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("tiny-bert", "head", 0.03),
     ],
 )
-def test_model_flops_match_torch_flop_counter(tmp_path: Path, shape: str, method: str, tolerance: float) -> None:
+def test_model_flops_match_torch_flop_counter(
+    tmp_path: Path, shape: str, method: str, tolerance: float
+) -> None:
     """The analytic count behind MFU equals what torch counts for one training step on one review."""
     model_dir = build_random_model(tmp_path / shape, shape)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager")
@@ -64,7 +66,12 @@ def test_gpu_script_dry_run_from_stage_to_results(tmp_path: Path) -> None:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     staged = subprocess.run(
-        ["bash", "bench/gpu_run.sh", "accuracy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=500
+        ["bash", "bench/gpu_run.sh", "accuracy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
     )
     log = staged.stdout + staged.stderr
     assert staged.returncode == 0, log[-3000:]

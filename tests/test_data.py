@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FIXTURES, SAMPLE_DIR
 from transformers import AutoTokenizer
 
-from conftest import FIXTURES, SAMPLE_DIR
 from train.config import DataArguments
 from train.data import prepare_splits
 from train.encoding import cut, encode_splits, special_tokens
@@ -34,7 +34,9 @@ def test_parquet_folder(tmp_path: Path, sample: dict[str, pd.DataFrame]) -> None
     check_splits(DataArguments(dataset_name=str(tmp_path)), sample)
 
 
-def test_csv_files_with_string_labels_and_other_columns(tmp_path: Path, sample: dict[str, pd.DataFrame]) -> None:
+def test_csv_files_with_string_labels_and_other_columns(
+    tmp_path: Path, sample: dict[str, pd.DataFrame]
+) -> None:
     for split, df in sample.items():
         out = df.rename(columns={"text": "review", "label": "sentiment"})
         out["sentiment"] = out["sentiment"].map({0: "negative", 1: "Positive"})
@@ -50,7 +52,9 @@ def test_tsv_and_jsonl_folders(tmp_path: Path, sample: dict[str, pd.DataFrame]) 
     tsv, jsonl = tmp_path / "tsv", tmp_path / "jsonl"
     tsv.mkdir(), jsonl.mkdir()
     for split, df in sample.items():
-        df.assign(label=df["label"].map({0: "neg", 1: "pos"})).to_csv(tsv / f"{split}.tsv", sep="\t", index=False)
+        df.assign(label=df["label"].map({0: "neg", 1: "pos"})).to_csv(
+            tsv / f"{split}.tsv", sep="\t", index=False
+        )
         df.to_json(jsonl / f"{split}.jsonl", orient="records", lines=True)
     check_splits(DataArguments(dataset_name=str(tsv)), sample)
     check_splits(DataArguments(dataset_name=str(jsonl)), sample)
@@ -66,7 +70,9 @@ def test_original_aclimdb_layout(tmp_path: Path, sample: dict[str, pd.DataFrame]
 
 
 def test_subsets_and_validation_are_stratified() -> None:
-    args = DataArguments(dataset_name=str(SAMPLE_DIR), validation_size=100, max_train_samples=40, max_test_samples=30)
+    args = DataArguments(
+        dataset_name=str(SAMPLE_DIR), validation_size=100, max_train_samples=40, max_test_samples=30
+    )
     splits = prepare_splits(args, seed=1)
     assert len(splits["validation"]) == 100 and sum(splits["validation"]["label"]) == 50
     assert len(splits["train"]) == 40 and sum(splits["train"]["label"]) == 20

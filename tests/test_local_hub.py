@@ -15,8 +15,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
-
-from local_hub import LocalHub, local_hub, running_hub  # noqa: F401
+from local_hub import LocalHub, running_hub
 
 CARD = "---\nlicense: mit\npipeline_tag: text-classification\nlibrary_name: transformers\n---\n# Tiny\n"
 
@@ -25,7 +24,11 @@ def run_client(hub: LocalHub, home: Path, code: str, *args: str) -> dict:
     """Run `code` in a new Python with a fresh cache and alice's token; return the JSON it prints last."""
     result = subprocess.run(
         [sys.executable, "-c", code, *args],
-        env=hub.client_env(home, hub.token), capture_output=True, text=True, timeout=120, check=False,
+        env=hub.client_env(home, hub.token),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -99,11 +102,15 @@ def test_upload_commits_and_downloads_in_a_fresh_process(
     ).oid
     assert second != first and api.model_info("alice/model").sha == second
     with pytest.raises(HfHubHTTPError) as error:  # `first` is no longer the head
-        api.create_commit("alice/model", [CommitOperationAdd("x", b"")], commit_message="x",
-                          parent_commit=first)
+        api.create_commit(
+            "alice/model", [CommitOperationAdd("x", b"")], commit_message="x", parent_commit=first
+        )
     assert status_of(error) == 412
 
-    got = run_client(local_hub, tmp_path / "home", """if True:
+    got = run_client(
+        local_hub,
+        tmp_path / "home",
+        """if True:
         import json, sys
         from huggingface_hub import hf_hub_download, snapshot_download
         first = sys.argv[1]
@@ -113,7 +120,9 @@ def test_upload_commits_and_downloads_in_a_fresh_process(
             "old_snapshot": snapshot_download("alice/model", revision=first),
             "snapshot": snapshot_download("alice/model"),
         }))
-    """, first)
+    """,
+        first,
+    )
     assert Path(got["config"]).read_text() == '{"version": 2}'
     assert Path(got["old_config"]).read_text() == '{"version": 1}'
     old, new = Path(got["old_snapshot"]), Path(got["snapshot"])
@@ -160,8 +169,9 @@ def test_interrupted_lfs_upload_publishes_nothing(local_hub: LocalHub, api: HfAp
 
 def test_space_repo_and_variables(api: HfApi, bob: HfApi, tmp_path: Path) -> None:
     api.create_repo("alice/demo", repo_type="space", space_sdk="gradio")
-    api.upload_file(path_or_fileobj=b"import gradio\n", path_in_repo="app.py", repo_id="alice/demo",
-                    repo_type="space")
+    api.upload_file(
+        path_or_fileobj=b"import gradio\n", path_in_repo="app.py", repo_id="alice/demo", repo_type="space"
+    )
     api.add_space_variable("alice/demo", "MODEL_REPO", "alice/model", description="model to serve")
 
     assert api.space_info("alice/demo").sdk == "gradio"
@@ -189,7 +199,10 @@ def test_tiny_model_loads_with_transformers_in_a_fresh_process(
     files = {entry.path: entry for entry in api.list_repo_tree("alice/tiny-sentiment")}
     assert files["model.safetensors"].lfs is not None
 
-    got = run_client(local_hub, tmp_path / "home", """if True:
+    got = run_client(
+        local_hub,
+        tmp_path / "home",
+        """if True:
         import json
         from huggingface_hub import ModelCard
         from transformers import pipeline
@@ -200,7 +213,8 @@ def test_tiny_model_loads_with_transformers_in_a_fresh_process(
             "inferred": inferred("A dull film."),
             "card_tag": ModelCard.load("alice/tiny-sentiment").data.pipeline_tag,
         }))
-    """)
+    """,
+    )
     for prediction in got["explicit"] + got["inferred"]:
         assert prediction["label"] in {"NEGATIVE", "POSITIVE"} and 0 <= prediction["score"] <= 1
     assert got["card_tag"] == "text-classification"

@@ -22,7 +22,9 @@ def test_metrics_match_a_hand_computed_case() -> None:
     assert m["f1"] == pytest.approx(2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4))
     neg_p, neg_r = 2 / 3, 2 / 4
     neg_f1 = 2 * neg_p * neg_r / (neg_p + neg_r)
-    assert m["per_class"]["NEGATIVE"] == pytest.approx({"precision": neg_p, "recall": neg_r, "f1": neg_f1, "support": 4})
+    assert m["per_class"]["NEGATIVE"] == pytest.approx(
+        {"precision": neg_p, "recall": neg_r, "f1": neg_f1, "support": 4}
+    )
     assert m["f1_macro"] == pytest.approx((m["f1"] + neg_f1) / 2)
     # ROC-AUC is the share of (positive, negative) pairs ranked the right way round: 0.4 loses to 0.6 and 0.55,
     # every other pair is right, so 14 of 16.

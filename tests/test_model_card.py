@@ -15,9 +15,9 @@ from pathlib import Path
 import markdown
 import pandas as pd
 import pytest
+from conftest import ROOT, SAMPLE_DIR
 from huggingface_hub import ModelCard
 
-from conftest import ROOT, SAMPLE_DIR
 from model_card.card import escape_cell, fmt, resolve_base_model
 
 REPO_ID = "alice/imdb-tiny"

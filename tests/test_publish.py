@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, ModelCard
-
 from conftest import ROOT
-from local_hub import LocalHub, local_hub  # noqa: F401
+from huggingface_hub import HfApi, ModelCard
+from local_hub import LocalHub
 from test_model_card import train_tiny
 
 REPO_ID = "alice/imdb-tiny"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_space_app import client, space_url, tiny_model  # noqa: F401  (the launched app, shared)
-
 from screenshot import CHROMIUM_ARGS  # space/ is on sys.path once test_space_app is imported
+from test_space_app import client, space_url, tiny_model  # noqa: F401  (the launched app, shared)
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 60_000

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
-from local_hub import local_hub  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "space"
@@ -28,7 +27,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:  # noqa: F811
+def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:
     """The tiny model published to the local hub as alice/tiny-sentiment."""
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     repo_id = f"{local_hub.user}/tiny-sentiment"
@@ -43,7 +42,7 @@ def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:  # noqa: 
 
 
 @pytest.fixture
-def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:
     """`python space/app.py` with MODEL_ID naming the model on the hub; yields its address."""
     port = free_port()
     env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
@@ -93,7 +92,7 @@ def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, tmp_path: Path) -> None:  # noqa: F811
+def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, tmp_path: Path) -> None:
     env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
     space_id = f"{local_hub.user}/sentiment-space"
     proc = run_deploy(env, "--repo_id", space_id, "--model_id", hub_model, "--private")
@@ -131,7 +130,7 @@ def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, t
 
 
 @pytest.mark.parametrize("who", ["wrong token", "other user's namespace", "no token"])
-def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -> None:  # noqa: F811
+def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -> None:
     token = {
         "wrong token": "hf_not_a_real_token",
         "other user's namespace": local_hub.other_token,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, build_tiny_model
 from safetensors import safe_open
 
-from conftest import ROOT, build_tiny_model
 from train.run import main as train_main
 
 PY = sys.executable
@@ -92,7 +92,10 @@ def test_head_run_trains_only_the_head(tiny_model_dir: Path, tmp_path: Path) -> 
     train_main(tiny_args(tiny_model_dir, out, "--method", "head", "--learning_rate", "1e-2"))
     record = json.loads((out / "results.json").read_text())
     assert record["model"]["trainable_parameters"] == 32 * 32 + 32 + 32 * 2 + 2  # pre_classifier + classifier
-    with safe_open(tiny_model_dir / "model.safetensors", "pt") as a, safe_open(out / "model.safetensors", "pt") as b:
+    with (
+        safe_open(tiny_model_dir / "model.safetensors", "pt") as a,
+        safe_open(out / "model.safetensors", "pt") as b,
+    ):
         key = "distilbert.transformer.layer.0.attention.q_lin.weight"
         assert (a.get_tensor(key) == b.get_tensor(key)).all()
         assert not (a.get_tensor("classifier.weight") == b.get_tensor("classifier.weight")).all()
@@ -126,11 +129,31 @@ def test_config_file_and_preset_precedence(tiny_model_dir: Path, tmp_path: Path)
 
 def test_resume_after_interrupted_run(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "resumable"
-    args = tiny_args(tiny_model_dir, out, "--max_steps", "400", "--eval_strategy", "steps", "--eval_steps", "5",
-                     "--per_device_train_batch_size", "4", "--baseline", "false", "--early_stopping_patience", "0")
-    proc = subprocess.Popen([PY, "-m", "train", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = tiny_args(
+        tiny_model_dir,
+        out,
+        "--max_steps",
+        "400",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "4",
+        "--baseline",
+        "false",
+        "--early_stopping_patience",
+        "0",
+    )
+    proc = subprocess.Popen(
+        [PY, "-m", "train", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
-    while not list(out.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline and proc.poll() is None:
+    while (
+        not list(out.glob("checkpoint-*/trainer_state.json"))
+        and time.time() < deadline
+        and proc.poll() is None
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -140,10 +163,16 @@ def test_resume_after_interrupted_run(tiny_model_dir: Path, tmp_path: Path) -> N
     first_step = max(int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/trainer_state.json"))
     # A checkpoint cut off while saving (the interrupt can land there): trainer_state.json comes last.
     half = out / "checkpoint-999"
-    shutil.copytree(out / f"checkpoint-{first_step}", half, ignore=shutil.ignore_patterns("trainer_state.json"))
+    shutil.copytree(
+        out / f"checkpoint-{first_step}", half, ignore=shutil.ignore_patterns("trainer_state.json")
+    )
 
-    resumed = subprocess.run([PY, "-m", "train", *args, "--max_steps", str(first_step + 10), "--resume"],
-                             cwd=ROOT, capture_output=True, text=True)
+    resumed = subprocess.run(
+        [PY, "-m", "train", *args, "--max_steps", str(first_step + 10), "--resume"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{half} was not completely saved; skipping it" in resumed.stderr
     assert f"resuming from {out / f'checkpoint-{first_step}'}" in resumed.stderr
@@ -187,15 +216,28 @@ def test_predict_cli_prints_label_and_confidence(full_run: Path, tmp_path: Path)
 def test_help_documents_every_option() -> None:
     proc = subprocess.run([PY, "-m", "train", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0
-    for flag in ("--model_name_or_path", "--dataset_name", "--method", "--lora_r", "--truncation", "--preset",
-                 "--sweep", "--early_stopping_patience", "--resume", "--push_to_hub", "--max_train_samples"):
+    for flag in (
+        "--model_name_or_path",
+        "--dataset_name",
+        "--method",
+        "--lora_r",
+        "--truncation",
+        "--preset",
+        "--sweep",
+        "--early_stopping_patience",
+        "--resume",
+        "--push_to_hub",
+        "--max_train_samples",
+    ):
         assert flag in proc.stdout
     assert "distilbert-base-uncased" in proc.stdout and "stanfordnlp/imdb" in proc.stdout
 
 
 def test_windowed_evaluation_averages_windows_per_review(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "windows"
-    train_main(tiny_args(tiny_model_dir, out, "--eval_windows", "--window_stride", "16", "--baseline", "false"))
+    train_main(
+        tiny_args(tiny_model_dir, out, "--eval_windows", "--window_stride", "16", "--baseline", "false")
+    )
     record = json.loads((out / "results.json").read_text())
     windowed, truncated = record["metrics"]["test"], record["metrics"]["test_truncated"]
     predictions = pd.read_csv(out / "test_predictions.csv")

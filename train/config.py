@@ -31,7 +31,9 @@ LABELS = ("NEGATIVE", "POSITIVE")
 class ModelArguments:
     model_name_or_path: str = field(
         default="distilbert-base-uncased",
-        metadata={"help": "Hub id or local folder of any encoder that AutoModelForSequenceClassification loads."},
+        metadata={
+            "help": "Hub id or local folder of any encoder that AutoModelForSequenceClassification loads."
+        },
     )
     method: str = field(
         default="full",
@@ -41,7 +43,9 @@ class ModelArguments:
             "choices": ["full", "lora", "head"],
         },
     )
-    max_length: int = field(default=512, metadata={"help": "Longest input in tokens, special tokens included."})
+    max_length: int = field(
+        default=512, metadata={"help": "Longest input in tokens, special tokens included."}
+    )
     truncation: str = field(
         default="head",
         metadata={
@@ -51,7 +55,8 @@ class ModelArguments:
         },
     )
     head_tokens: int = field(
-        default=128, metadata={"help": "With --truncation head_tail: tokens kept from the start of the review."}
+        default=128,
+        metadata={"help": "With --truncation head_tail: tokens kept from the start of the review."},
     )
     eval_windows: bool = field(
         default=False,
@@ -60,10 +65,14 @@ class ModelArguments:
             "their probabilities (the truncated result is kept beside it in results.json)."
         },
     )
-    window_stride: int = field(default=128, metadata={"help": "With --eval_windows: tokens shared by neighbours."})
+    window_stride: int = field(
+        default=128, metadata={"help": "With --eval_windows: tokens shared by neighbours."}
+    )
     pad_to_max_length: bool = field(
         default=False,
-        metadata={"help": "Pad every batch to max_length (the reference recipe) instead of to its longest review."},
+        metadata={
+            "help": "Pad every batch to max_length (the reference recipe) instead of to its longest review."
+        },
     )
     attn_implementation: Optional[str] = field(
         default=None, metadata={"help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager."}
@@ -96,48 +105,68 @@ class DataArguments:
         },
     )
     dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration."})
-    train_file: Optional[str] = field(default=None, metadata={"help": "A train file (parquet, csv, tsv, jsonl)."})
-    test_file: Optional[str] = field(default=None, metadata={"help": "A test file (parquet, csv, tsv, jsonl)."})
+    train_file: Optional[str] = field(
+        default=None, metadata={"help": "A train file (parquet, csv, tsv, jsonl)."}
+    )
+    test_file: Optional[str] = field(
+        default=None, metadata={"help": "A test file (parquet, csv, tsv, jsonl)."}
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the review text."})
     label_column: str = field(
         default="label", metadata={"help": "Column holding the label: 0/1, neg/pos or negative/positive."}
     )
     validation_size: float = field(
         default=0.1,
-        metadata={"help": "Held out of train for model selection (stratified): a fraction, or a count if >= 1."},
+        metadata={
+            "help": "Held out of train for model selection (stratified): a fraction, or a count if >= 1."
+        },
     )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Stratified train subset size."})
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Stratified validation subset size."})
+    max_eval_samples: Optional[int] = field(
+        default=None, metadata={"help": "Stratified validation subset size."}
+    )
     max_test_samples: Optional[int] = field(
-        default=None, metadata={"help": "Stratified test subset size (default: the whole official test split)."}
+        default=None,
+        metadata={"help": "Stratified test subset size (default: the whole official test split)."},
     )
     clean_html: bool = field(default=True, metadata={"help": "Replace the reviews' <br /> tags with spaces."})
 
 
 @dataclass
 class RunArguments:
-    output_dir: str = field(default="runs/imdb-sentiment", metadata={"help": "Where the model and results go."})
+    output_dir: str = field(
+        default="runs/imdb-sentiment", metadata={"help": "Where the model and results go."}
+    )
     preset: Optional[str] = field(
         default=None, metadata={"help": "Named hyperparameters from train/presets.yaml (see --list_presets)."}
     )
     sweep: Optional[str] = field(
         default=None,
-        metadata={"help": "Comma-separated presets to train one after another and compare (e.g. standard,high-lr)."},
+        metadata={
+            "help": "Comma-separated presets to train one after another and compare (e.g. standard,high-lr)."
+        },
     )
     config: Optional[str] = field(default=None, metadata={"help": "YAML or JSON file of flag values."})
     list_presets: bool = field(default=False, metadata={"help": "Print the presets and exit."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training set."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."})
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."}
+    )
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
-    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
+    per_device_eval_batch_size: int = field(
+        default=64, metadata={"help": "Evaluation batch size per device."}
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_steps: float = field(
-        default=500, metadata={"help": "Linear warm-up: a number of steps, or a fraction of all steps if < 1."}
+        default=500,
+        metadata={"help": "Linear warm-up: a number of steps, or a fraction of all steps if < 1."},
     )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
-    seed: int = field(default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."})
+    seed: int = field(
+        default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."}
+    )
     precision: str = field(
         default="auto",
         metadata={
@@ -145,12 +174,17 @@ class RunArguments:
             "choices": ["auto", "fp32", "bf16", "fp16"],
         },
     )
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for activation memory."}
+    )
     group_by_length: bool = field(
-        default=False, metadata={"help": "Batch reviews of similar length together (less padding, faster on GPU)."}
+        default=False,
+        metadata={"help": "Batch reviews of similar length together (less padding, faster on GPU)."},
     )
     torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
-    optim: str = field(default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."})
+    optim: str = field(
+        default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."}
+    )
     dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
     dataloader_persistent_workers: bool = field(
         default=False, metadata={"help": "Keep data loading workers alive between epochs and evaluations."}
@@ -159,7 +193,8 @@ class RunArguments:
         default=None, metadata={"help": "Pad batch lengths to a multiple of N (8 suits tensor cores)."}
     )
     save_only_model: bool = field(
-        default=False, metadata={"help": "Checkpoints without optimizer state: faster, but --resume cannot use them."}
+        default=False,
+        metadata={"help": "Checkpoints without optimizer state: faster, but --resume cannot use them."},
     )
     eval_strategy: str = field(
         default="steps",
@@ -173,7 +208,9 @@ class RunArguments:
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
     metric_for_best_model: str = field(
         default="f1",
-        metadata={"help": "Validation metric that picks the best checkpoint: f1, accuracy, roc_auc, loss, ..."},
+        metadata={
+            "help": "Validation metric that picks the best checkpoint: f1, accuracy, roc_auc, loss, ..."
+        },
     )
     early_stopping_patience: Optional[int] = field(
         default=3, metadata={"help": "Stop after N evaluations without improvement (0 or none: off)."}
@@ -186,15 +223,20 @@ class RunArguments:
         default=False, metadata={"help": "Replace a finished run that is already in output_dir."}
     )
     keep_checkpoints: bool = field(
-        default=False, metadata={"help": "Keep output_dir/checkpoints after a finished run (default: removed)."}
+        default=False,
+        metadata={"help": "Keep output_dir/checkpoints after a finished run (default: removed)."},
     )
     report_to: str = field(
-        default="auto", metadata={"help": "Logging integrations: auto (tensorboard if installed), none, or a list."}
+        default="auto",
+        metadata={"help": "Logging integrations: auto (tensorboard if installed), none, or a list."},
     )
     push_to_hub: Optional[str] = field(
-        default=None, metadata={"help": "After training, publish the model and its card to this Hub repo (USER/NAME)."}
+        default=None,
+        metadata={"help": "After training, publish the model and its card to this Hub repo (USER/NAME)."},
     )
-    hub_private: bool = field(default=False, metadata={"help": "With --push_to_hub: create the repo private."})
+    hub_private: bool = field(
+        default=False, metadata={"help": "With --push_to_hub: create the repo private."}
+    )
     hub_base_model: Optional[str] = field(
         default=None,
         metadata={
@@ -229,7 +271,9 @@ def _read_config_file(path: str) -> dict[str, Any]:
     try:
         values = json.loads(file.read_text()) if file.suffix == ".json" else yaml.safe_load(file.read_text())
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise UserError(f"config file {path} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {err}")
+        raise UserError(
+            f"config file {path} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {err}"
+        )
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of option names to values")
     return values

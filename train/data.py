@@ -72,7 +72,9 @@ def load_raw(args: DataArguments) -> DatasetDict:
             )
         return DatasetDict({s: load_file(f) for s, f in files.items()})
     if local.suffix or local.is_absolute() or args.dataset_name.startswith("."):
-        raise UserError(f"{args.dataset_name} does not exist: give a local folder, or a Hub dataset id like stanfordnlp/imdb")
+        raise UserError(
+            f"{args.dataset_name} does not exist: give a local folder, or a Hub dataset id like stanfordnlp/imdb"
+        )
 
     try:
         loaded = load_dataset(args.dataset_name, args.dataset_config_name)
@@ -83,7 +85,9 @@ def load_raw(args: DataArguments) -> DatasetDict:
         ) from None
     for split in ("train", "test"):
         if split not in loaded:
-            raise UserError(f"dataset {args.dataset_name} has no {split!r} split (it has {', '.join(loaded)})")
+            raise UserError(
+                f"dataset {args.dataset_name} has no {split!r} split (it has {', '.join(loaded)})"
+            )
     return DatasetDict(train=loaded["train"], test=loaded["test"])
 
 
@@ -114,7 +118,9 @@ def normalise(ds: Dataset, args: DataArguments, split: str) -> Dataset:
         texts = [BR_TAG.sub(" ", t or "") for t in texts]
     out = Dataset.from_dict({"text": [t or "" for t in texts], "label": labels})
     if len(set(labels)) < 2:
-        raise UserError(f"the {split} split has only one class ({LABELS[labels[0]]}): both classes are needed")
+        raise UserError(
+            f"the {split} split has only one class ({LABELS[labels[0]]}): both classes are needed"
+        )
     return out.cast_column("label", ClassLabel(names=list(LABELS)))
 
 
@@ -134,7 +140,9 @@ def prepare_splits(args: DataArguments, seed: int) -> DatasetDict:
     size = args.validation_size
     val_size = int(size) if size >= 1 else size
     if not 0 < val_size < len(train):
-        raise UserError(f"--validation_size {size} must be a fraction in (0, 1) or a count below {len(train)}")
+        raise UserError(
+            f"--validation_size {size} must be a fraction in (0, 1) or a count below {len(train)}"
+        )
     held = train.train_test_split(test_size=val_size, stratify_by_column="label", seed=seed)
     return DatasetDict(
         train=stratified_subset(held["train"], args.max_train_samples, seed),

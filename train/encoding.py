@@ -99,7 +99,11 @@ def encode_windows(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: 
 
     def encode(batch: dict) -> dict:
         enc = tokenizer(
-            batch["text"], truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
+            batch["text"],
+            truncation=True,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
         )
         rows = enc["overflow_to_sample_mapping"]
         return {

@@ -30,13 +30,17 @@ def scalar_metrics(labels: np.ndarray, prob_positive: np.ndarray) -> dict[str, f
     """Accuracy, binary/macro/weighted precision-recall-F1 and ROC-AUC, positive class = 1."""
     preds = (prob_positive >= 0.5).astype(int)
     out: dict[str, float] = {"accuracy": float(accuracy_score(labels, preds))}
-    p, r, f, _ = precision_recall_fscore_support(labels, preds, average="binary", pos_label=1, zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(
+        labels, preds, average="binary", pos_label=1, zero_division=0
+    )
     out.update(precision=float(p), recall=float(r), f1=float(f))
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(labels, preds, average=avg, zero_division=0)
         out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
     # ROC-AUC is undefined when the labels hold one class (a tiny subset); report it as missing.
-    out["roc_auc"] = float(roc_auc_score(labels, prob_positive)) if len(np.unique(labels)) == 2 else float("nan")
+    out["roc_auc"] = (
+        float(roc_auc_score(labels, prob_positive)) if len(np.unique(labels)) == 2 else float("nan")
+    )
     return out
 
 

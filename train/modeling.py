@@ -6,7 +6,12 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from train.config import LABELS, LoraArguments, ModelArguments
 from train.errors import UserError
@@ -54,7 +59,9 @@ def head_module_names(model: PreTrainedModel) -> list[str]:
 
 
 def find_lora_targets(model: PreTrainedModel) -> list[str]:
-    linear_names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    linear_names = {
+        name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
     for candidates in LORA_TARGET_CANDIDATES:
         if set(candidates) <= linear_names:
             return list(candidates)

@@ -36,14 +36,17 @@ def read_texts(args: argparse.Namespace) -> list[str]:
             texts += [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise UserError("nothing to classify: give --text \"a review\" or --file with reviews")
+        raise UserError('nothing to classify: give --text "a review" or --file with reviews')
     return texts
 
 
 @cli
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m train.predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="a run's output folder or a Hub model id")
     parser.add_argument("--text", action="append", help="a review to classify (repeatable)")
     parser.add_argument("--file", help="a .txt file (one review per line) or a .csv/.tsv file")

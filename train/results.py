@@ -39,7 +39,13 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 def dataset_statistics(splits: DatasetDict, name: str, max_length: int) -> dict[str, Any]:
     """Counts, label balance, review lengths in words and tokens, and a word-length histogram by label."""
-    stats: dict[str, Any] = {"name": name, "splits": {}, "label_counts": {}, "length": {}, "length_histogram": {}}
+    stats: dict[str, Any] = {
+        "name": name,
+        "splits": {},
+        "label_counts": {},
+        "length": {},
+        "length_histogram": {},
+    }
     for split, ds in splits.items():
         labels = np.asarray(ds["label"])
         words = np.asarray([len(t.split()) for t in ds["text"]])

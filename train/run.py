@@ -104,7 +104,9 @@ def to_training_arguments(run: RunArguments, precision: str) -> TrainingArgument
     # Newer transformers 5 releases renamed two options; accept the older names too (the GPU image has 5.17).
     fields = TrainingArguments.__dataclass_fields__
     if run.gradient_checkpointing:
-        kwargs["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = True
+        kwargs[
+            "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+        ] = True
     if run.group_by_length:
         if "train_sampling_strategy" in fields:
             kwargs["train_sampling_strategy"] = "group_by_length"
@@ -158,7 +160,9 @@ def predict_probabilities(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[n
     return prob_positive, out.metrics
 
 
-def evaluate(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
+def evaluate(
+    trainer: Trainer, ds: Dataset, prefix: str
+) -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
     """Full metrics, positive-class probabilities and the Trainer's speed figures for one split."""
     prob_positive, speed = predict_probabilities(trainer, ds, prefix)
     metrics = full_metrics(np.asarray(ds["label"]), prob_positive)
@@ -241,7 +245,9 @@ def train_one(config: Config) -> Path:
     truncated, windows_speed = None, {}
     if config.model.eval_windows:
         truncated, windows_started = test, time.time()
-        windows = encode_windows(splits["test"], tokenizer, config.model.max_length, config.model.window_stride)
+        windows = encode_windows(
+            splits["test"], tokenizer, config.model.max_length, config.model.window_stride
+        )
         test, prob_positive = evaluate_windows(trainer, windows, len(splits["test"]))
         # The windowed score's own cost, windowing included: what serving it on the test split takes.
         seconds = time.time() - windows_started
@@ -282,7 +288,12 @@ def train_one(config: Config) -> Path:
                 "total_runtime_s": time.time() - started,
                 **_throughput(encoded["train"], trainer, train_out.metrics["train_runtime"]),
             },
-            "metrics": {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated},
+            "metrics": {
+                "baseline": baseline,
+                "validation": validation,
+                "test": test,
+                "test_truncated": truncated,
+            },
             "best_checkpoint_step": trainer.state.best_global_step,
             "global_step": trainer.state.global_step,
             "epochs_trained": trainer.state.epoch,
@@ -339,7 +350,12 @@ def _dataset_name(config: Config) -> str:
 def _lora_summary(config: Config, model: torch.nn.Module) -> dict[str, Any]:
     lora = config.lora
     targets = sorted(model.peft_config["default"].target_modules)
-    return {"r": lora.lora_r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout, "target_modules": targets}
+    return {
+        "r": lora.lora_r,
+        "alpha": lora.lora_alpha,
+        "dropout": lora.lora_dropout,
+        "target_modules": targets,
+    }
 
 
 def _hyperparameters(run: RunArguments, precision: str) -> dict[str, Any]:
