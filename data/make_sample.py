@@ -21,7 +21,9 @@ def stratified_sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", type=Path, help="folder with train.parquet and test.parquet")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "imdb_sample")
     args = parser.parse_args()
@@ -29,7 +31,9 @@ def main() -> None:
     for split, n in SIZES.items():
         df = pd.read_parquet(args.source / f"{split}.parquet")
         sample = stratified_sample(df, n, SEED)
-        sample.to_parquet(args.out / f"{split}.parquet", compression="zstd", compression_level=19, index=False)
+        sample.to_parquet(
+            args.out / f"{split}.parquet", compression="zstd", compression_level=19, index=False
+        )
         print(f"{split}: {len(sample)} rows, {sample['label'].value_counts().to_dict()}")
 
 

@@ -8,6 +8,7 @@ reviews often state the verdict in the last lines, so that cut is done here on t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ def cache_file(ds: Dataset, kind: str, tokenizer: PreTrainedTokenizerBase, **par
     (data.normalise), so without a name of our own every run would tokenize the 50,000 reviews again
     (about 8 s on the GPU machine, 20 s on 2 CPU cores). The split's content fingerprint, the
     tokenizer's full definition and the parameters make the name; `datasets` loads the file when it
-    exists and writes it atomically when not. None (no cache) when caching is disabled.
+    exists and writes it atomically when not. None (no cache) when caching is disabled or the cache
+    folder cannot be written.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not is_caching_enabled() or backend is None:
@@ -36,8 +38,11 @@ def cache_file(ds: Dataset, kind: str, tokenizer: PreTrainedTokenizerBase, **par
     definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
     key = Hasher.hash([CACHE_VERSION, kind, ds._fingerprint, definition, sorted(params.items())])
     folder = Path(datasets_config.HF_DATASETS_CACHE) / "imdb_sentiment_tokens"
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / f"{kind}-{key}.arrow")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only cache: tokenize every time rather than fail
+        return None
+    return str(folder / f"{kind}-{key}.arrow") if os.access(folder, os.W_OK) else None
 
 
 def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
