@@ -27,6 +27,13 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 LABELS = ("NEGATIVE", "POSITIVE")
 
 
+# --precision of the fine-tuning and masked-LM commands alike (train.run.resolve_precision reads it).
+PRECISION_OPTION = {
+    "help": "auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU.",
+    "choices": ["auto", "fp32", "bf16", "fp16"],
+}
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
@@ -167,13 +174,7 @@ class RunArguments:
     seed: int = field(
         default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."}
     )
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU.",
-            "choices": ["auto", "fp32", "bf16", "fp16"],
-        },
-    )
+    precision: str = field(default="auto", metadata=PRECISION_OPTION)
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for activation memory."}
     )

@@ -46,6 +46,7 @@ from transformers import (
 )
 
 from train import results
+from train.config import PRECISION_OPTION
 from train.data import BR_TAG, find_split_file, load_file
 from train.errors import UserError, cli
 from train.run import resolve_precision, shared_training_kwargs
@@ -97,13 +98,7 @@ class MlmRunArguments:
     warmup_steps: float = field(
         default=0.06, metadata={"help": "Warm-up steps, or a fraction of all steps if < 1."}
     )
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU.",
-            "choices": ["auto", "fp32", "bf16", "fp16"],
-        },
-    )
+    precision: str = field(default="auto", metadata=PRECISION_OPTION)
     optim: str = field(
         default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."}
     )
