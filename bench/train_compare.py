@@ -21,7 +21,7 @@ import pandas as pd
 
 IMDB_TEST_SIZE = 25_000
 RUN_FILES = ("results.json", "README.md", "mlm_results.json")
-BEST_FOLDERS = {"full": "full", "lora": "lora"}
+BEST_METHODS = ("full", "lora")  # each best run goes to results/<method>/
 
 
 def comparison_row(path: Path, root: Path) -> dict:
@@ -94,17 +94,17 @@ def main(argv: list[str] | None = None) -> None:
             "",
         ]
     complete = table[table["test reviews"] == args.test_reviews]
-    for method, folder in BEST_FOLDERS.items():
+    for method in BEST_METHODS:
         candidates = complete[complete["method"] == method]
         if candidates.empty:
             continue
         best = candidates.iloc[0]
-        copy_run(dirs[best["run"]], args.results / folder)
+        copy_run(dirs[best["run"]], args.results / method)
         lines.append(
-            f"- best {method}: `{best['run']}`, test accuracy {best['test acc']:.4f} -> results/{folder}/"
+            f"- best {method}: `{best['run']}`, test accuracy {best['test acc']:.4f} -> results/{method}/"
         )
-        if not (args.results / folder / "README.md").is_file():
-            print(f"warning: {best['run']} has no card: python -m model_card build {args.results / folder}")
+        if not (args.results / method / "README.md").is_file():
+            print(f"warning: {best['run']} has no card: python -m model_card build {args.results / method}")
     (args.results / "comparison.md").write_text(
         "\n".join(lines) + "\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n"
     )

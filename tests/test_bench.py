@@ -14,14 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-from transformers import AutoModelForSequenceClassification
 
+from bench.flop_check import formula_and_counted
 from bench.random_models import build_random_model
 from bench.train_flops import flops_per_sample, model_shape
-from train.config import LoraArguments
-from train.modeling import apply_method
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,17 +38,7 @@ def test_model_flops_match_torch_flop_counter(
 ) -> None:
     """The analytic count behind MFU equals what torch counts for one training step on one review."""
     model_dir = build_random_model(tmp_path / shape, shape)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager")
-    model = apply_method(model, method, LoraArguments(lora_target_modules=["query", "key", "value", "dense"]))
-    length = 200
-    ids = torch.randint(1000, 30000, (1, length))
-    with FlopCounterMode(display=False) as counter:
-        model(input_ids=ids, labels=torch.tensor([1])).loss.backward()
-    counted = counter.get_total_flops()
-    shape = model_shape(str(model_dir))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    adapters = trainable - shape.head_params if method == "lora" else 0
-    formula = flops_per_sample(np.array([length]), shape, method, adapters)[0]
+    [(formula, counted)] = formula_and_counted(model_dir, method, (200,))
     assert abs(formula - counted) / counted < tolerance, (formula, counted)
 
 
