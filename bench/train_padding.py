@@ -32,7 +32,7 @@ from train.modeling import load_tokenizer
 def train_lengths(argv: list[str]) -> tuple[np.ndarray, int]:
     """Token counts of the train split as the training command builds it, and its max_length."""
     config = parse_config(argv)
-    tokenizer = load_tokenizer(config.model)
+    tokenizer = load_tokenizer(config.model.model_name_or_path)
     splits = prepare_splits(config.data, seed=config.run.seed)
     del splits["validation"], splits["test"]
     m = config.model

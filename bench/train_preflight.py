@@ -41,7 +41,7 @@ TINY_FLAGS = [
 def recomputed_probabilities(run_dir: Path, argv: list[str]) -> np.ndarray:
     """Positive-class probabilities of the run's test rows, in row order, from its saved model."""
     config = parse_config(argv)
-    tokenizer = load_tokenizer(config.model)
+    tokenizer = load_tokenizer(config.model.model_name_or_path)
     splits = prepare_splits(config.data, seed=config.run.seed)
     m = config.model
     test = encode_splits(splits, tokenizer, m.max_length, m.truncation, m.head_tokens)["test"]

@@ -48,6 +48,7 @@ from bench.random_models import build_random_model
 from bench.train_flops import flops_per_sample, mfu, model_shape
 from bench.train_padding import train_lengths
 from train.config import parse_config
+from train.errors import UserError, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPES = ["reference=--preset reference", "project=--preset h100"]
@@ -156,7 +157,7 @@ def summarise_run(record: dict[str, Any], run_dir: Path, lengths: np.ndarray, pe
 def parse_recipe(text: str) -> tuple[str, list[str]]:
     name, _, flags = text.partition("=")
     if not name or not flags:
-        raise SystemExit(f"error: --recipe {text!r}: write NAME=FLAGS, e.g. 'project=--preset h100'")
+        raise UserError(f"--recipe {text!r}: write NAME=FLAGS, e.g. 'project=--preset h100'")
     return name, shlex.split(flags)
 
 
@@ -408,20 +409,19 @@ def write_report(
     stem.with_suffix(".md").write_text(to_markdown(report, table))
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     args, passthrough = parse_args(argv)
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():
-        raise SystemExit(
-            "error: no CUDA GPU here: the benchmark's figures need one; use --dry_run to check the code path"
+        raise UserError(
+            "no CUDA GPU here: the benchmark's figures need one; use --dry_run to check the code path"
         )
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if args.model == "minilm":
         if not args.base_model or not Path(args.base_model).is_dir():
-            raise SystemExit(
-                "error: --model minilm needs the all-MiniLM-L6-v2 folder: --base_model or $BASE_MODEL"
-            )
+            raise UserError("--model minilm needs the all-MiniLM-L6-v2 folder: --base_model or $BASE_MODEL")
         args.model_path = Path(args.base_model).resolve()
     else:
         shape = {"distilbert-random": "distilbert", "tiny-random": "tiny-distilbert"}[args.model]
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"val check {row['val_check']}", flush=True)  # fmt: skip
                 write_report(args, recipes, rows, commands)
     if not any("environment" in r for r in rows):
-        raise SystemExit(f"error: every run failed: see the logs in {args.work_dir}")
+        raise UserError(f"every run failed: see the logs in {args.work_dir}")
     print((args.out / args.name).with_suffix(".md").read_text())
 
 

@@ -9,10 +9,10 @@ Usage errors end with one `error: ...` line on stderr and exit status 2, like th
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from model_card.card import CardError, build_card, default_space_id
+from model_card.card import build_card, default_space_id
+from train.errors import cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,38 +45,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "build":
-            path = build_card(
-                args.run_dir,
-                repo_id=args.repo_id,
-                space_id=args.space_id,
-                sweep=args.sweep,
-                base_model=args.base_model,
-            )
-            print(f"Model card written to {path}")
-        else:
-            # Imported here: only pushing needs the network code.
-            from model_card.push import PublishError, publish
+    if args.command == "build":
+        path = build_card(
+            args.run_dir,
+            repo_id=args.repo_id,
+            space_id=args.space_id,
+            sweep=args.sweep,
+            base_model=args.base_model,
+        )
+        print(f"Model card written to {path}")
+        return
+    # Imported here: only pushing needs the network code.
+    from model_card.push import publish
 
-            try:
-                url = publish(
-                    args.run_dir,
-                    args.repo_id,
-                    private=args.private,
-                    revision=args.revision,
-                    space_id=args.space_id or default_space_id(args.repo_id),
-                    sweep=args.sweep,
-                    base_model=args.base_model,
-                )
-            except PublishError as err:
-                raise CardError(str(err)) from None
-            print(f"Published {args.repo_id}: {url}")
-    except CardError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    url = publish(
+        args.run_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        space_id=args.space_id or default_space_id(args.repo_id),
+        sweep=args.sweep,
+        base_model=args.base_model,
+    )
+    print(f"Published {args.repo_id}: {url}")
 
 
 if __name__ == "__main__":

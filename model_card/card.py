@@ -11,7 +11,6 @@ import html
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,13 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from model_card import plots
 from model_card.analysis import ErrorAnalysis, analyse
 from model_card.citations import citations_for
+from model_card.names import IMDB_TEST_SIZE, BaseModel, dataset_id, local_dataset_name, resolve_base_model
+from train.data import BR_TAG
+from train.errors import UserError
+from train.results import RESULTS_FILE
 
 TEMPLATE = Path(__file__).with_name("template.md")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_FILE = "results.json"
 CARD_FILE = "README.md"
-IMDB_ID = "stanfordnlp/imdb"
-IMDB_TEST_SIZE = 25_000
 CARD_METRICS = ("accuracy", "f1", "precision", "recall")
 METRIC_NAMES = {
     "accuracy": "Accuracy",
@@ -36,72 +35,27 @@ METRIC_NAMES = {
     "recall": "Recall",
     "roc_auc": "ROC AUC",
 }
-HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
-GENERIC_DIR_NAMES = {"model", "models", "checkpoint", "final", "output", "weights"}
 SPLITS = ("train", "validation", "test")
 SOFTWARE = ("python", "torch", "transformers", "peft", "accelerate", "datasets")
-
-
-class CardError(Exception):
-    """A run directory the card cannot be built from; the message is one sentence for the user."""
-
-
-@dataclass(frozen=True)
-class BaseModel:
-    """What the run was fine-tuned from: a Hub id when known, else a local folder's name."""
-
-    name: str
-    hub_id: str | None
-    name_or_path: str | None = None
-
-    @property
-    def markdown(self) -> str:
-        if self.hub_id:
-            return f"[`{self.hub_id}`](https://huggingface.co/{self.hub_id})"
-        origin = f"; config `_name_or_path`: `{self.name_or_path}`" if self.name_or_path else ""
-        return f"`{self.name}` (a local model{origin})"
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
     """results.json is written last by the training command, so its presence means the run finished."""
     if not run_dir.is_dir():
-        raise CardError(f"Run directory {run_dir} does not exist.")
+        raise UserError(f"Run directory {run_dir} does not exist.")
     path = run_dir / RESULTS_FILE
     sweep = run_dir / "sweep.json"
     if not path.is_file() and sweep.is_file():
         best = json.loads(sweep.read_text()).get("best_preset")
-        raise CardError(f"{run_dir} is a sweep, not a run: give one of its runs, e.g. {run_dir / str(best)}.")
+        raise UserError(f"{run_dir} is a sweep, not a run: give one of its runs, e.g. {run_dir / str(best)}.")
     if not path.is_file():
-        raise CardError(
+        raise UserError(
             f"{path} is missing: the run in {run_dir} has not finished (or is not a training run)."
         )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise CardError(f"{path} is not valid JSON ({err}).") from err
-
-
-def is_hub_id(name: str) -> bool:
-    """`org/name` could be either: a folder that exists here or in the project (runs start there) is local."""
-    return bool(HUB_ID.match(name)) and not Path(name).exists() and not (PROJECT_ROOT / name).exists()
-
-
-def resolve_base_model(name: str, override: str | None = None) -> BaseModel:
-    """A Hub id stays as is; a local folder is shown by its name and the `_name_or_path` of its config."""
-    if override:
-        return BaseModel(override, override)
-    if is_hub_id(name):
-        return BaseModel(name, name)
-    path = Path(name)
-    shown = path.parent.name if path.name.lower() in GENERIC_DIR_NAMES and path.parent.name else path.name
-    config = path / "config.json"
-    name_or_path = json.loads(config.read_text()).get("_name_or_path") if config.is_file() else None
-    return BaseModel(shown or name, None, name_or_path or None)
-
-
-def dataset_id(name: str) -> str:
-    """The Hub id of the training data: the project trains on IMDb, so a local folder is a copy of it."""
-    return name if is_hub_id(name) and "/" in name else IMDB_ID
+        raise UserError(f"{path} is not valid JSON ({err}).") from err
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -129,7 +83,7 @@ def duration(seconds: float | None) -> str:
 
 def escape_cell(text: str, limit: int = 300) -> str:
     """Review text inside a Markdown table: no HTML, no pipes, no emphasis markers, one line."""
-    text = re.sub(r"<br\s*/?>", " ", text)
+    text = BR_TAG.sub(" ", text)
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1].rsplit(" ", 1)[0] + " …"
@@ -195,7 +149,11 @@ def results_rows(results: dict[str, Any]) -> list[list[str]]:
     metrics = results["metrics"]
     rows = []
     if metrics.get("baseline"):
-        rows.append(metrics_row("Before fine-tuning (baseline)", "test", metrics["baseline"]))
+        subset = metrics["baseline"].get("num_examples", 0) < metrics["test"].get("num_examples", 0)
+        label = (
+            "Before fine-tuning (baseline, stratified subset)" if subset else "Before fine-tuning (baseline)"
+        )
+        rows.append(metrics_row(label, "test", metrics["baseline"]))
     rows.append(metrics_row("Fine-tuned (best checkpoint)", "validation", metrics["validation"]))
     rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"]))
     if metrics.get("test_truncated"):
@@ -226,7 +184,7 @@ def find_sweep(run_dir: Path, sweep: Path | None) -> Path | None:
     """A sweep writes OUT/<preset>/ run dirs beside OUT/sweep.csv, so a sweep member finds it one level up."""
     if sweep is not None:
         if not sweep.is_file():
-            raise CardError(f"Sweep table {sweep} does not exist.")
+            raise UserError(f"Sweep table {sweep} does not exist.")
         return sweep
     candidate = run_dir.parent / "sweep.csv"
     return candidate if candidate.is_file() else None
@@ -380,7 +338,7 @@ def accuracy_interval(test: dict[str, Any]) -> float | None:
 def check_repo_id(repo_id: str) -> str:
     """Refuse a malformed id before anything is written or sent: it ends up in the card and the URL."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id) or len(repo_id.split("/")[1]) > 96:
-        raise CardError(f"{repo_id!r} is not a Hub repo id: use USER/NAME (letters, digits, '-', '_', '.').")
+        raise UserError(f"{repo_id!r} is not a Hub repo id: use USER/NAME (letters, digits, '-', '_', '.').")
     return repo_id
 
 
@@ -445,7 +403,7 @@ def build_card(
         space_id=space_id,
         base=base,
         dataset_id=dataset_id(dataset["name"]),
-        dataset_local=None if is_hub_id(dataset["name"]) else dataset["name"],
+        dataset_local=local_dataset_name(dataset["name"]),
         r=results,
         test=test,
         baseline=metrics.get("baseline"),

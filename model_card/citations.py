@@ -6,10 +6,7 @@ local copy of a known model still cites the right paper.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from model_card.card import BaseModel
+from model_card.names import BaseModel
 
 IMDB = """@inproceedings{maas-etal-2011-learning,
   title     = {Learning Word Vectors for Sentiment Analysis},

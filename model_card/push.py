@@ -5,7 +5,7 @@ Everything (model, tokenizer, card, figures, results.json, the LoRA adapter) goe
 once all its files are uploaded. The token is checked with `whoami` before anything is created,
 and a repo this call created is removed again if the commit fails.
 
-Every failure a user can fix is raised as `PublishError` with one sentence; the token never
+Every failure a user can fix is raised as `UserError` with one sentence; the token never
 appears in a message.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from model_card.card import CardError, build_card, check_repo_id, load_results
+from model_card.card import build_card, check_repo_id, load_results
+from train.errors import UserError
 
 # The HTTP library's base error (httpx in huggingface_hub 1.x, httpx2 in 2.x): connection refused,
 # timeouts and resets are its subclasses. Taken from HfHubHTTPError so both majors work.
@@ -46,10 +47,6 @@ ROOT_FILES = (
     "results.json",
 )
 ADAPTER_DIR = "adapter"
-
-
-class PublishError(Exception):
-    """Publishing failed before anything was published; the message is one sentence for the user."""
 
 
 def _hub_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -111,36 +108,30 @@ def publish(
     """Build the card for `repo_id`, then create the repo if missing and upload the run in one commit.
 
     `token` defaults to HF_TOKEN or the cached login. `revision` is a branch, created from main if
-    missing. Returns the commit URL; raises PublishError with nothing published on any failure.
+    missing. Returns the commit URL; raises UserError with nothing published on any failure.
     """
     run_dir = Path(run_dir)
-    try:
-        check_repo_id(repo_id)
-        results = load_results(run_dir)
-    except CardError as err:
-        raise PublishError(str(err)) from None
+    check_repo_id(repo_id)
+    results = load_results(run_dir)
     if not (run_dir / "config.json").is_file() or not any(run_dir.glob("*.safetensors")):
-        raise PublishError(f"{run_dir} has no model (config.json and *.safetensors): nothing to publish.")
+        raise UserError(f"{run_dir} has no model (config.json and *.safetensors): nothing to publish.")
     token = token or get_token()
     if not token:
-        raise PublishError("No Hugging Face token found: set HF_TOKEN or log in with `hf auth login`.")
+        raise UserError("No Hugging Face token found: set HF_TOKEN or log in with `hf auth login`.")
 
     api = HfApi(token=token)
     try:
         api.whoami()
     except HUB_ERRORS as err:
-        raise PublishError(_explain(err, repo_id)) from None
+        raise UserError(_explain(err, repo_id)) from None
 
-    try:
-        build_card(
-            run_dir,
-            repo_id=repo_id,
-            space_id=space_id,
-            sweep=Path(sweep) if sweep else None,
-            base_model=base_model,
-        )
-    except CardError as err:
-        raise PublishError(str(err)) from None
+    build_card(
+        run_dir,
+        repo_id=repo_id,
+        space_id=space_id,
+        sweep=Path(sweep) if sweep else None,
+        base_model=base_model,
+    )
     operations = [
         CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for path, name in _hub_files(run_dir)
     ]
@@ -172,7 +163,7 @@ def publish(
             raise
         if created_repo:
             _delete_quietly(api, repo_id)
-        raise PublishError(_explain(cause, repo_id)) from None
+        raise UserError(_explain(cause, repo_id)) from None
     return commit.commit_url
 
 

@@ -7,6 +7,8 @@ the tokenizer files and the reviews are committed in the project.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,27 @@ def build_tiny_model(out_dir: Path, seed: int = 0, initializer_range: float = 0.
     A large `initializer_range` gives a random model whose scores differ from review to review.
     """
     return build_random_model(out_dir, "tiny-distilbert", seed, initializer_range)
+
+
+def tiny_args(model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--model_name_or_path", str(model),
+        "--dataset_name", str(ROOT / "data" / "imdb_sample"),
+        "--output_dir", str(out),
+        "--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "48",
+        "--max_length", "64", "--num_train_epochs", "1", "--eval_strategy", "epoch",
+        "--per_device_train_batch_size", "16", "--logging_steps", "2", "--report_to", "none",
+        *extra,
+    ]  # fmt: skip
+
+
+def train_tiny(model_dir: Path, output_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Path:
+    """The real training command on the tiny model, as a user runs it: a subprocess, in the project."""
+    command = [sys.executable, "-m", "train", *tiny_args(model_dir, output_dir, "--eval_strategy", "steps",
+               "--eval_steps", "2", "--logging_steps", "1", "--max_test_samples", "64", *flags)]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,10 @@ def run_cli(*args: str, module: str = "train") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def assert_one_sentence(proc: subprocess.CompletedProcess, *words: str) -> None:
+def assert_one_sentence(proc: subprocess.CompletedProcess, *words: str, out: Path | None = None) -> None:
+    """Exit 2, one `error:` line holding `words`, no traceback, and `out` (the run's folder) never made."""
+    if out is not None:
+        assert not out.exists(), f"{out} was written"
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, proc.stderr[-2000:]
@@ -43,41 +46,44 @@ def base_args(model: Path, data: Path, out: Path) -> list[str]:
 
 def test_missing_dataset_path(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_cli(*base_args(tiny_model_dir, tmp_path / "nowhere" / "data.csv", tmp_path / "out"))
-    assert_one_sentence(proc, "does not exist")
-    assert not (tmp_path / "out").exists()
+    assert_one_sentence(proc, "does not exist", out=tmp_path / "out")
 
 
 def test_unknown_text_column(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
     data = write_split_files(tmp_path / "data", reviews, reviews)
     proc = run_cli(*base_args(tiny_model_dir, data, tmp_path / "out"), "--text_column", "review")
-    assert_one_sentence(proc, "'review'", "--text_column")
-    assert not (tmp_path / "out").exists()
+    assert_one_sentence(proc, "'review'", "--text_column", out=tmp_path / "out")
 
 
 def test_labels_outside_two_classes(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
     bad = reviews.assign(label=reviews["label"].map({0: "neg", 1: "neutral"}))
     data = write_split_files(tmp_path / "data", bad, reviews)
     assert_one_sentence(
-        run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")), "'neutral'", "two classes"
+        run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")),
+        "'neutral'",
+        "two classes",
+        out=tmp_path / "out",
     )
 
 
 def test_empty_and_single_class_data(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
     empty = write_split_files(tmp_path / "empty", reviews.head(0), reviews)
-    assert_one_sentence(run_cli(*base_args(tiny_model_dir, empty, tmp_path / "out")), "empty")
+    assert_one_sentence(
+        run_cli(*base_args(tiny_model_dir, empty, tmp_path / "out")), "empty", out=tmp_path / "out"
+    )
     single = write_split_files(tmp_path / "single", reviews[reviews["label"] == 1], reviews)
-    assert_one_sentence(run_cli(*base_args(tiny_model_dir, single, tmp_path / "out")), "one class")
-    assert not (tmp_path / "out").exists()
+    proc = run_cli(*base_args(tiny_model_dir, single, tmp_path / "out"))
+    assert_one_sentence(proc, "one class", out=tmp_path / "out")
 
 
 def test_unknown_preset(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--preset", "fastest")
-    assert_one_sentence(proc, "'fastest'", "standard")
+    assert_one_sentence(proc, "'fastest'", "standard", out=tmp_path / "out")
 
 
 def test_missing_model(tmp_path: Path) -> None:
     proc = run_cli(*base_args(tmp_path / "no-model", SAMPLE_DIR, tmp_path / "out"))
-    assert_one_sentence(proc, "no-model")
+    assert_one_sentence(proc, "no-model", out=tmp_path / "out")
 
 
 def test_output_dir_holding_a_finished_run(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -103,4 +109,22 @@ def test_window_stride_too_large(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_cli(
         *base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), "--eval_windows", "--window_stride", "30"
     )
-    assert_one_sentence(proc, "--window_stride 30", "--max_length")
+    assert_one_sentence(proc, "--window_stride 30", "--max_length", out=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--dropout", "1.5"], ["--dropout 1.5", "[0, 1)"]),
+        (["--baseline", "true", "--baseline_samples", "1"], ["--baseline_samples 1", "at least 2"]),
+        (["--precision", "fp16"], ["fp16 needs a CUDA GPU"]),
+        (["--save_total_limit", "0"], ["--save_total_limit 0"]),
+    ],
+)
+def test_option_values_checked_before_any_work(
+    tiny_model_dir: Path, tmp_path: Path, flags: list[str], words: list[str]
+) -> None:
+    if "fp16" in flags and __import__("torch").cuda.is_available():
+        pytest.skip("fp16 is valid on a GPU")
+    proc = run_cli(*base_args(tiny_model_dir, SAMPLE_DIR, tmp_path / "out"), *flags)
+    assert_one_sentence(proc, *words, out=tmp_path / "out")

@@ -15,10 +15,11 @@ from pathlib import Path
 import markdown
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLE_DIR
+from conftest import ROOT, train_tiny
 from huggingface_hub import ModelCard
 
-from model_card.card import escape_cell, fmt, resolve_base_model
+from model_card.card import escape_cell, fmt
+from model_card.names import local_dataset_name, resolve_base_model
 
 REPO_ID = "alice/imdb-tiny"
 BASE_ID = "distilbert/distilbert-base-uncased"
@@ -39,41 +40,6 @@ SECTIONS = (
     "## Intended use and limitations",
     "## Citation",
 )
-
-
-def train_tiny(model_dir: Path, output_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Path:
-    """Train the tiny model on 64 reviews with the real training command (a few seconds per run on CPU)."""
-    command = [
-        sys.executable,
-        "-m",
-        "train",
-        "--model_name_or_path",
-        str(model_dir),
-        "--dataset_name",
-        str(SAMPLE_DIR),
-        "--max_train_samples",
-        "64",
-        "--max_eval_samples",
-        "32",
-        "--max_test_samples",
-        "64",
-        "--max_length",
-        "64",
-        "--num_train_epochs",
-        "1",
-        "--logging_steps",
-        "1",
-        "--eval_steps",
-        "2",
-        "--report_to",
-        "none",
-        "--output_dir",
-        str(output_dir),
-        *flags,
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output_dir
 
 
 def run_card_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -261,3 +227,13 @@ def test_not_a_run_gives_one_sentence_and_exit_2(tmp_path: Path, run_dir: Path) 
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0
         assert expected in result.stderr, result.stderr
+
+
+def test_card_names_no_path_of_this_machine(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    text = (run_dir / "README.md").read_text()
+    for path in (str(ROOT), str(tmp_path_factory.getbasetemp())):
+        assert path not in text
+    # A results.json from before portable names: its absolute dataset path shows as the folder's name.
+    assert local_dataset_name("/home/someone/data/imdb") == "imdb"
+    assert local_dataset_name("../shared/data/imdb") == "../shared/data/imdb"
+    assert local_dataset_name("stanfordnlp/imdb") is None

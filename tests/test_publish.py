@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, train_tiny
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
-from test_model_card import train_tiny
 
 REPO_ID = "alice/imdb-tiny"
 PUBLISHED = {

@@ -13,24 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, build_tiny_model
+from conftest import ROOT, build_tiny_model, tiny_args
 from safetensors import safe_open
 
 from train.run import main as train_main
 
 PY = sys.executable
-
-
-def tiny_args(model: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--model_name_or_path", str(model),
-        "--dataset_name", str(ROOT / "data" / "imdb_sample"),
-        "--output_dir", str(out),
-        "--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "48",
-        "--max_length", "64", "--num_train_epochs", "1", "--eval_strategy", "epoch",
-        "--per_device_train_batch_size", "16", "--logging_steps", "2", "--report_to", "none",
-        *extra,
-    ]  # fmt: skip
 
 
 def classify(model_dir: Path, texts: list[str]) -> list[list[dict]]:
@@ -60,11 +48,15 @@ def test_full_run_writes_pipeline_ready_model_and_results(full_run: Path) -> Non
     assert record["model"]["trainable_share"] == 1.0
     assert record["dataset"]["splits"] == {"train": 64, "validation": 32, "test": 48}
     assert record["dataset"]["label_counts"]["test"] == {"NEGATIVE": 24, "POSITIVE": 24}
-    for split in ("baseline", "validation", "test"):
+    for split, n in (("baseline", 48), ("validation", 32), ("test", 48)):
         metrics = record["metrics"][split]
-        assert 0.0 <= metrics["accuracy"] <= 1.0
-        assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_examples"]
-    assert record["timings"]["train_samples_per_second"] > 0
+        matrix = metrics["confusion_matrix"]
+        assert sum(map(sum, matrix)) == metrics["num_examples"] == n
+        assert metrics["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / n)
+    steps = record["global_step"]
+    assert record["timings"]["train_steps_per_second"] == pytest.approx(
+        steps / record["timings"]["train_runtime_s"], rel=0.05
+    )
     assert any("loss" in entry for entry in record["log_history"])
     predictions = pd.read_csv(full_run / "test_predictions.csv")
     assert len(predictions) == 48

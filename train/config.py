@@ -1,6 +1,6 @@
 """Every option of the training command, in one place.
 
-Four dataclasses parsed by `HfArgumentParser`, in the transformers examples' flag convention.
+Dataclasses parsed by `HfArgumentParser`, in the transformers examples' flag convention.
 Defaults come, lowest first, from the dataclasses below, a preset (`presets.yaml`), a
 `--config` file (YAML or JSON, the same keys as the flags), and the command line.
 
@@ -29,7 +29,8 @@ LABELS = ("NEGATIVE", "POSITIVE")
 
 # --precision of the fine-tuning and masked-LM commands alike (train.run.resolve_precision reads it).
 PRECISION_OPTION = {
-    "help": "auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU.",
+    "help": "auto: bf16 on a GPU that has it, else fp16 on GPU; on CPU bf16 where the processor computes it "
+    "natively (AVX512-BF16 or AMX), else fp32. bf16 on CPU runs under autocast with float32 weights.",
     "choices": ["auto", "fp32", "bf16", "fp16"],
 }
 
@@ -84,6 +85,40 @@ class ModelArguments:
     attn_implementation: Optional[str] = field(
         default=None, metadata={"help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager."}
     )
+    dropout: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Dropout on hidden states and the classifier during fine-tuning (none: the checkpoint's own)."
+        },
+    )
+    attention_dropout: Optional[float] = field(
+        default=0.0,
+        metadata={
+            "help": "Dropout on attention probabilities during fine-tuning (none: the checkpoint's own). 0 lets "
+            "PyTorch's fused attention kernel run; see bench/NOTES.md for speed and accuracy."
+        },
+    )
+    eval_max_length: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "With --eval_windows: window length in tokens at test time (default --max_length). A model "
+            "fine-tuned on short inputs can read longer windows, up to its position embeddings."
+        },
+    )
+
+    @property
+    def window_length(self) -> int:
+        return self.eval_max_length or self.max_length
+
+    def __post_init__(self) -> None:
+        for value, flag in ((self.dropout, "--dropout"), (self.attention_dropout, "--attention_dropout")):
+            if value is not None and not 0 <= value < 1:
+                raise UserError(f"{flag} {value} must be in [0, 1)")
+        if self.eval_windows and not 0 <= self.window_stride < self.window_length // 2:
+            raise UserError(
+                f"--window_stride {self.window_stride} must be below half of the window length "
+                f"({self.window_length}, from --eval_max_length or --max_length): windows overlap by that many tokens"
+            )
 
 
 @dataclass
@@ -140,10 +175,57 @@ class DataArguments:
 
 
 @dataclass
-class RunArguments:
+class TrainingOptions:
+    """Options every training command takes (fine-tuning and the masked-LM stage), declared once.
+
+    Each command's parser includes this class; `python -m train.mlm` sets its own defaults on top
+    (MLM_DEFAULTS in train/mlm.py). HYPERPARAMETERS names those that results.json and the card list.
+    """
+
     output_dir: str = field(
         default="runs/imdb-sentiment", metadata={"help": "Where the model and results go."}
     )
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training data."})
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."}
+    )
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(
+        default=64, metadata={"help": "Evaluation batch size per device."}
+    )
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_steps: float = field(
+        default=500,
+        metadata={"help": "Linear warm-up: a number of steps, or a fraction of all steps if < 1."},
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."}
+    )
+    precision: str = field(default="auto", metadata=PRECISION_OPTION)
+    optim: str = field(
+        default="adamw_torch_fused",
+        metadata={
+            "help": "Optimizer name as TrainingArguments knows it. The fused AdamW updates all weights in one "
+            "kernel, on GPU and CPU alike (on CPU the Trainer's adamw_torch loops over them: bench/NOTES.md)."
+        },
+    )
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
+    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished run that is already in output_dir."}
+    )
+    report_to: str = field(
+        default="auto",
+        metadata={"help": "Logging integrations: auto (tensorboard if installed), none, or a list."},
+    )
+
+
+@dataclass
+class RunArguments(TrainingOptions):
+    """The fine-tuning command's own options, beside those it shares with the masked-LM stage."""
+
     preset: Optional[str] = field(
         default=None, metadata={"help": "Named hyperparameters from train/presets.yaml (see --list_presets)."}
     )
@@ -155,38 +237,18 @@ class RunArguments:
     )
     config: Optional[str] = field(default=None, metadata={"help": "YAML or JSON file of flag values."})
     list_presets: bool = field(default=False, metadata={"help": "Print the presets and exit."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training set."})
-    max_steps: int = field(
-        default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."}
-    )
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
-    per_device_eval_batch_size: int = field(
-        default=64, metadata={"help": "Evaluation batch size per device."}
-    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    warmup_steps: float = field(
-        default=500,
-        metadata={"help": "Linear warm-up: a number of steps, or a fraction of all steps if < 1."},
-    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
-    seed: int = field(
-        default=42, metadata={"help": "Seed for splits, subsets, initialisation and shuffling."}
-    )
-    precision: str = field(default="auto", metadata=PRECISION_OPTION)
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for activation memory."}
     )
     group_by_length: bool = field(
-        default=False,
-        metadata={"help": "Batch reviews of similar length together (less padding, faster on GPU)."},
+        default=True,
+        metadata={
+            "help": "Batch training reviews of similar length together: on IMDb padding falls from about half of "
+            "the tokens to a few percent (--no_group_by_length: random batches)."
+        },
     )
-    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
-    optim: str = field(
-        default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."}
-    )
-    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
     dataloader_persistent_workers: bool = field(
         default=False, metadata={"help": "Keep data loading workers alive between epochs and evaluations."}
     )
@@ -206,7 +268,6 @@ class RunArguments:
         },
     )
     eval_steps: int = field(default=500, metadata={"help": "Evaluate (and checkpoint) every N steps."})
-    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
     metric_for_best_model: str = field(
         default="f1",
         metadata={
@@ -219,17 +280,17 @@ class RunArguments:
     baseline: bool = field(
         default=True, metadata={"help": "Also evaluate the model before fine-tuning on the test split."}
     )
-    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace a finished run that is already in output_dir."}
+    baseline_samples: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Evaluate the model before fine-tuning on a stratified subset of this many test reviews "
+            "(default: the whole test split)."
+        },
     )
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
     keep_checkpoints: bool = field(
         default=False,
         metadata={"help": "Keep output_dir/checkpoints after a finished run (default: removed)."},
-    )
-    report_to: str = field(
-        default="auto",
-        metadata={"help": "Logging integrations: auto (tensorboard if installed), none, or a list."},
     )
     push_to_hub: Optional[str] = field(
         default=None,
@@ -241,10 +302,35 @@ class RunArguments:
     hub_base_model: Optional[str] = field(
         default=None,
         metadata={
-            "help": "With --push_to_hub and a local --model_name_or_path: the base model's Hub id for the card's "
-            "metadata (e.g. sentence-transformers/all-MiniLM-L6-v2)."
+            "help": "With a local --model_name_or_path: the base model's Hub id (e.g. "
+            "sentence-transformers/all-MiniLM-L6-v2), recorded in results.json and the card instead of the folder."
         },
     )
+    save_total_limit: int = field(
+        default=2,
+        metadata={"help": "Checkpoints kept in output_dir while training (the best one is always kept)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.baseline_samples is not None and self.baseline_samples < 2:
+            raise UserError(f"--baseline_samples {self.baseline_samples} must be at least 2 (one per class)")
+        if self.save_total_limit < 1:
+            raise UserError(f"--save_total_limit {self.save_total_limit} must be at least 1")
+
+
+# The options results.json and the card list as a run's hyperparameters (argparse would reject a marker
+# in the fields' metadata, which HfArgumentParser hands to it).
+HYPERPARAMETERS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "weight_decay", "warmup_steps", "max_grad_norm", "seed", "gradient_checkpointing",
+    "group_by_length", "torch_compile", "optim", "early_stopping_patience", "metric_for_best_model", "eval_strategy",
+    "eval_steps", "baseline_samples",
+)  # fmt: skip
+
+
+def hyperparameters(run: RunArguments, precision: str) -> dict[str, Any]:
+    """The HYPERPARAMETERS, with the precision the run resolved `--precision auto` to."""
+    return {"precision": precision, **{name: getattr(run, name) for name in HYPERPARAMETERS}}
 
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, DataArguments, RunArguments)

@@ -6,6 +6,7 @@ evaluation; model selection uses a stratified, seeded validation split held out 
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from train.errors import UserError
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 LABEL_NAMES = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
 BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+logger = logging.getLogger("train.data")
 
 
 def load_file(path: Path) -> Dataset:
@@ -29,8 +31,9 @@ def load_file(path: Path) -> Dataset:
     kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
     try:
         return load_dataset(builder, data_files=str(path), split="train", **kwargs)
-    except Exception as err:  # datasets raises many types for unreadable files
-        raise UserError(f"could not read {path} as {builder}: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001 - datasets raises many types for unreadable files
+        logger.debug("reading %s failed", path, exc_info=True)
+        raise UserError(f"could not read {path} as {builder}: {str(err).splitlines()[0]}") from err
 
 
 def _load_aclimdb_split(folder: Path) -> Dataset:
@@ -49,6 +52,33 @@ def find_split_file(folder: Path, split: str) -> Path | None:
         if (folder / f"{split}{ext}").is_file():
             return folder / f"{split}{ext}"
     return None
+
+
+def load_hub_dataset(name: str, config_name: str | None = None, split: str | None = None, *, what: str):
+    """A dataset from the Hub by id; a name that looks like a local path but is not there is refused first.
+
+    `datasets` raises many exception types for one cause (offline, missing repo or split, gated), so
+    all are turned into one sentence; the cause stays chained and is logged at debug level.
+    """
+    if Path(name).suffix or Path(name).is_absolute() or name.startswith("."):
+        raise UserError(f"{name} does not exist: give {what}, or a Hub dataset id like stanfordnlp/imdb")
+    try:
+        return load_dataset(name, config_name, split=split)
+    except Exception as err:  # noqa: BLE001 - one sentence for the user, the cause chained and logged
+        logger.debug("loading %s from the Hub failed", name, exc_info=True)
+        part = f"split {split!r} of " if split else ""
+        raise UserError(
+            f"could not load {part}dataset {name} from the Hub ({type(err).__name__}): check the id and your "
+            f"network, or give {what}"
+        ) from err
+
+
+def validation_count(size: float, available: int) -> int | float:
+    """--validation_size as `train_test_split` takes it: a fraction below 1, else a count."""
+    held = int(size) if size >= 1 else size
+    if not 0 < held < available:
+        raise UserError(f"--validation_size {size} must be a fraction in (0, 1) or a count below {available}")
+    return held
 
 
 def load_raw(args: DataArguments) -> DatasetDict:
@@ -71,18 +101,7 @@ def load_raw(args: DataArguments) -> DatasetDict:
                 f"({', '.join(FILE_BUILDERS)}) or the aclImdb layout train/pos, train/neg, test/pos, test/neg"
             )
         return DatasetDict({s: load_file(f) for s, f in files.items()})
-    if local.suffix or local.is_absolute() or args.dataset_name.startswith("."):
-        raise UserError(
-            f"{args.dataset_name} does not exist: give a local folder, or a Hub dataset id like stanfordnlp/imdb"
-        )
-
-    try:
-        loaded = load_dataset(args.dataset_name, args.dataset_config_name)
-    except Exception as err:  # offline, missing repo, gated: all surface as different exception types
-        raise UserError(
-            f"could not load dataset {args.dataset_name} from the Hub ({type(err).__name__}): check the id and "
-            "your network, or pass a local folder with --dataset_name"
-        ) from None
+    loaded = load_hub_dataset(args.dataset_name, args.dataset_config_name, what="a local folder")
     for split in ("train", "test"):
         if split not in loaded:
             raise UserError(
@@ -137,13 +156,9 @@ def prepare_splits(args: DataArguments, seed: int) -> DatasetDict:
     raw = load_raw(args)
     train = normalise(raw["train"], args, "train")
     test = normalise(raw["test"], args, "test")
-    size = args.validation_size
-    val_size = int(size) if size >= 1 else size
-    if not 0 < val_size < len(train):
-        raise UserError(
-            f"--validation_size {size} must be a fraction in (0, 1) or a count below {len(train)}"
-        )
-    held = train.train_test_split(test_size=val_size, stratify_by_column="label", seed=seed)
+    held = train.train_test_split(
+        test_size=validation_count(args.validation_size, len(train)), stratify_by_column="label", seed=seed
+    )
     return DatasetDict(
         train=stratified_subset(held["train"], args.max_train_samples, seed),
         validation=stratified_subset(held["test"], args.max_eval_samples, seed),

@@ -26,7 +26,7 @@ def cache_file(ds: Dataset, kind: str, tokenizer: PreTrainedTokenizerBase, **par
 
     `datasets` caches a map() only for datasets backed by files, and the splits are rebuilt in memory
     (data.normalise), so without a name of our own every run would tokenize the 50,000 reviews again
-    (about 8 s on the GPU machine, 20 s on 2 CPU cores). The split's content fingerprint, the
+    (bench/results/data_prep.md measures what that costs). The split's content fingerprint, the
     tokenizer's full definition and the parameters make the name; `datasets` loads the file when it
     exists and writes it atomically when not. None (no cache) when caching is disabled or the cache
     folder cannot be written.

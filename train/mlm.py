@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
 import shutil
 import sys
 import time
@@ -31,11 +30,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
-    AutoTokenizer,
     DataCollatorForLanguageModeling,
     HfArgumentParser,
     PreTrainedModel,
@@ -46,10 +44,11 @@ from transformers import (
 )
 
 from train import results
-from train.config import PRECISION_OPTION
-from train.data import BR_TAG, find_split_file, load_file
+from train.config import TrainingOptions
+from train.data import BR_TAG, find_split_file, load_file, load_hub_dataset, validation_count
 from train.errors import UserError, cli
-from train.run import resolve_precision, shared_training_kwargs
+from train.modeling import load_tokenizer
+from train.training_args import resolve_precision, shared_training_kwargs
 
 logger = logging.getLogger("train.mlm")
 RESULTS_FILE = "mlm_results.json"
@@ -84,34 +83,14 @@ class MlmDataArguments:
     clean_html: bool = field(default=True, metadata={"help": "Replace the reviews' <br /> tags with spaces."})
 
 
-@dataclass
-class MlmRunArguments:
-    output_dir: str = field(metadata={"help": "Where the adapted encoder and mlm_results.json go."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the blocks."})
-    max_steps: int = field(
-        default=-1, metadata={"help": "Stop after this many optimizer steps (overrides epochs)."}
-    )
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Blocks per training batch."})
-    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Blocks per evaluation batch."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    warmup_steps: float = field(
-        default=0.06, metadata={"help": "Warm-up steps, or a fraction of all steps if < 1."}
-    )
-    precision: str = field(default="auto", metadata=PRECISION_OPTION)
-    optim: str = field(
-        default="adamw_torch", metadata={"help": "Optimizer name as TrainingArguments knows it."}
-    )
-    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
-    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
-    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
-    seed: int = field(
-        default=42, metadata={"help": "Seed for the split, shuffling, masking and initialisation."}
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace a finished stage in output_dir."}
-    )
-    report_to: str = field(default="none", metadata={"help": "Logging integrations: none, tensorboard, ..."})
+# The stage's own defaults for the options it shares with fine-tuning (train/config.py TrainingOptions).
+MLM_DEFAULTS = {
+    "output_dir": "runs/mlm",
+    "learning_rate": 5e-5,
+    "num_train_epochs": 1.0,
+    "per_device_train_batch_size": 32,
+    "warmup_steps": 0.06,
+}
 
 
 def load_texts(args: MlmDataArguments) -> Dataset:
@@ -126,16 +105,8 @@ def load_texts(args: MlmDataArguments) -> Dataset:
                 f"{path} has no {args.dataset_split}.<ext> file: name the file itself with --dataset_name"
             )
         ds = load_file(file)
-    elif path.suffix or path.is_absolute() or args.dataset_name.startswith("."):
-        raise UserError(f"{args.dataset_name} does not exist: give a file, a folder, or a Hub dataset id")
     else:
-        try:
-            ds = load_dataset(args.dataset_name, split=args.dataset_split)
-        except Exception as err:  # offline, missing repo or split: many exception types
-            raise UserError(
-                f"could not load split {args.dataset_split!r} of {args.dataset_name} ({type(err).__name__}): "
-                "check the id and split, or pass a local file"
-            ) from None
+        ds = load_hub_dataset(args.dataset_name, split=args.dataset_split, what="a file or a folder")
     if args.text_column not in ds.column_names:
         raise UserError(
             f"{args.dataset_name} has no column {args.text_column!r} (it has {', '.join(ds.column_names)}): "
@@ -153,13 +124,7 @@ def split_texts(texts: Dataset, args: MlmDataArguments, seed: int) -> tuple[Data
     texts = texts.shuffle(seed=seed)
     if args.max_samples is not None:
         texts = texts.select(range(min(args.max_samples, len(texts))))
-    size = args.validation_size
-    held = int(size) if size >= 1 else size
-    if not 0 < held < len(texts):
-        raise UserError(
-            f"--validation_size {size} must be a fraction in (0, 1) or a count below {len(texts)}"
-        )
-    parts = texts.train_test_split(test_size=held, seed=seed)
+    parts = texts.train_test_split(test_size=validation_count(args.validation_size, len(texts)), seed=seed)
     return parts["train"], parts["test"]
 
 
@@ -210,14 +175,8 @@ def save_encoder(
     return list(loaded.missing_keys)
 
 
-def training_arguments(run: MlmRunArguments, precision: str, out: Path) -> TrainingArguments:
-    return TrainingArguments(
-        **shared_training_kwargs(run, precision),
-        output_dir=str(out),
-        eval_strategy="no",
-        save_strategy="no",
-        report_to=run.report_to,
-    )
+def training_arguments(run: TrainingOptions, precision: str) -> TrainingArguments:
+    return TrainingArguments(**shared_training_kwargs(run, precision), eval_strategy="no", save_strategy="no")
 
 
 def evaluate_loss(trainer: Trainer, seed: int) -> float:
@@ -226,31 +185,15 @@ def evaluate_loss(trainer: Trainer, seed: int) -> float:
     return float(trainer.evaluate()["eval_loss"])
 
 
-def check_output_dir(run: MlmRunArguments) -> Path:
-    out = Path(run.output_dir)
-    if (out / RESULTS_FILE).is_file() and not run.overwrite_output_dir:
-        raise UserError(
-            f"{out} already holds a finished stage: choose another --output_dir or pass --overwrite_output_dir"
-        )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file: --output_dir must name a folder")
-    shutil.rmtree(out, ignore_errors=True)
-    return out
-
-
-def pretrain(data: MlmDataArguments, run: MlmRunArguments) -> Path:
+def pretrain(data: MlmDataArguments, run: TrainingOptions) -> Path:
     """Run the stage; returns the output folder."""
     started = time.time()
-    out = check_output_dir(run)
+    out = results.claim_output_dir(Path(run.output_dir), RESULTS_FILE, run.overwrite_output_dir, what="stage")
+    shutil.rmtree(out, ignore_errors=True)  # the stage always starts afresh
     precision = resolve_precision(run.precision)
-    args = training_arguments(run, precision, out)
+    args = training_arguments(run, precision)
     set_seed(run.seed)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(data.model_name_or_path)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"could not load a tokenizer from {data.model_name_or_path} ({str(err).splitlines()[0]})"
-        ) from None
+    tokenizer = load_tokenizer(data.model_name_or_path)
     train_texts, val_texts = split_texts(load_texts(data), data, run.seed)
     train_blocks = to_blocks(train_texts, tokenizer, data.block_size, "train")
     val_blocks = to_blocks(val_texts, tokenizer, data.block_size, "validation")
@@ -272,9 +215,9 @@ def pretrain(data: MlmDataArguments, run: MlmRunArguments) -> Path:
         runtime = train_out.metrics["train_runtime"]
         blocks_seen = trainer.state.epoch * len(train_blocks)
         record: dict[str, Any] = {
-            "command": shlex.join([Path(sys.executable).name, "-m", "train.mlm", *sys.argv[1:]]),
+            "command": results.portable_command("train.mlm", sys.argv[1:]),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "base_model": data.model_name_or_path,
+            "base_model": results.portable_name(data.model_name_or_path),
             "dataset": {
                 "name": data.dataset_name,
                 "texts": {"train": len(train_texts), "validation": len(val_texts)},
@@ -304,10 +247,11 @@ def pretrain(data: MlmDataArguments, run: MlmRunArguments) -> Path:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     parser = HfArgumentParser(
-        (MlmDataArguments, MlmRunArguments),
+        (MlmDataArguments, TrainingOptions),
         prog="python -m train.mlm",
         description="Masked-LM pre-training on the task's unlabelled text, before `python -m train`.",
     )
+    parser.set_defaults(**MLM_DEFAULTS)
     data, run = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
     pretrain(data, run)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -20,27 +22,52 @@ from train.errors import UserError
 LORA_TARGET_CANDIDATES = (("q_lin", "v_lin"), ("query", "value"), ("q_proj", "v_proj"), ("Wqkv",))
 
 
-def load_tokenizer(args: ModelArguments) -> PreTrainedTokenizerBase:
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(args.model_name_or_path)
+        return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise UserError(
-            f"could not load a tokenizer from {args.model_name_or_path} ({str(err).splitlines()[0]}): "
+            f"could not load a tokenizer from {name} ({str(err).splitlines()[0]}): "
             "give a Hub model id or a folder with tokenizer files"
-        ) from None
+        ) from err
+
+
+# Dropout settings by the names architectures give them (BERT/RoBERTa/ELECTRA, DistilBERT, others).
+HIDDEN_DROPOUT_KEYS = (
+    "hidden_dropout_prob",
+    "dropout",
+    "hidden_dropout",
+    "classifier_dropout",
+    "seq_classif_dropout",
+)
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def dropout_overrides(config: Any, args: ModelArguments) -> dict[str, float]:
+    """The config attributes that --dropout and --attention_dropout set, for the names this config has."""
+    overrides = {}
+    for value, keys in (
+        (args.dropout, HIDDEN_DROPOUT_KEYS),
+        (args.attention_dropout, ATTENTION_DROPOUT_KEYS),
+    ):
+        if value is not None:
+            overrides.update({key: value for key in keys if hasattr(config, key)})
+    return overrides
 
 
 def load_model(args: ModelArguments) -> PreTrainedModel:
     """Load in float32 for training: transformers 5 would otherwise keep a float16 checkpoint's dtype."""
     kwargs = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        config = AutoConfig.from_pretrained(
             args.model_name_or_path,
             num_labels=len(LABELS),
             id2label=dict(enumerate(LABELS)),
             label2id={name: i for i, name in enumerate(LABELS)},
-            dtype=torch.float32,
-            **kwargs,
+        )
+        config.update(dropout_overrides(config, args))
+        return AutoModelForSequenceClassification.from_pretrained(
+            args.model_name_or_path, config=config, dtype=torch.float32, **kwargs
         )
     except (OSError, ValueError) as err:
         raise UserError(

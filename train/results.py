@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import shutil
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,6 +23,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from train.config import LABELS
+from train.errors import UserError
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "test_predictions.csv"
@@ -103,6 +106,33 @@ def predictions_table(test: Dataset, prob_positive: np.ndarray) -> pd.DataFrame:
     )
 
 
+def portable_name(name: str) -> str:
+    """A model or dataset as a reader of a committed or published file knows it, never this machine's path.
+
+    A Hub id stays as it is; a local path becomes relative to the working directory when it lies in
+    the project or beside it (`../shared/...`), and otherwise its folder name.
+    """
+    path = Path(name)
+    if not path.exists() and not path.is_absolute():
+        return name
+    relative = os.path.relpath(path.resolve(), Path.cwd())
+    return relative if not relative.startswith(os.path.join(os.pardir, os.pardir)) else path.resolve().name
+
+
+def portable_command(module: str, argv: list[str]) -> str:
+    """The command line that made a run, each local path in it made portable as in portable_name."""
+    return shlex.join(["python", "-m", module, *(portable_name(arg) for arg in argv)])
+
+
+def portable_config(config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every option as given, with local paths made portable as in portable_name."""
+    paths = {"model_name_or_path", "dataset_name", "train_file", "test_file", "output_dir", "config"}
+    return {
+        group: {k: portable_name(v) if k in paths and isinstance(v, str) else v for k, v in values.items()}
+        for group, values in config.items()
+    }
+
+
 def write_json_atomic(data: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=True))
@@ -123,5 +153,22 @@ def write_predictions(table: pd.DataFrame, out_dir: Path) -> None:
     wrong.to_csv(out_dir / MISCLASSIFIED_FILE, index=False)
 
 
-def is_finished(out_dir: Path) -> bool:
-    return (out_dir / RESULTS_FILE).is_file()
+def is_finished(out_dir: Path, results_file: str = RESULTS_FILE) -> bool:
+    return (out_dir / results_file).is_file()
+
+
+def claim_output_dir(
+    out: Path, results_file: str, overwrite: bool, keep: bool = False, what: str = "run"
+) -> Path:
+    """Check --output_dir before any work: a finished run there needs --overwrite_output_dir (and is then
+    removed, unless `keep`: --resume continues it), and a file is refused."""
+    if is_finished(out, results_file):
+        if not overwrite:
+            raise UserError(
+                f"{out} already holds a finished {what}: choose another --output_dir or pass --overwrite_output_dir"
+            )
+        if not keep:
+            shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file: --output_dir must name a folder")
+    return out

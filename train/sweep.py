@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +39,8 @@ def sweep_row(preset: str, run_dir: Path) -> dict:
     }
 
 
-def run_sweep(argv: list[str], config: Config) -> Path:
-    from train.run import train_one  # imported here: run.py imports this module lazily too
-
+def run_sweep(argv: list[str], config: Config, train_one: Callable[[Config], Path]) -> Path:
+    """Train each preset with `train_one` (the training command's, passed in: this module is its helper)."""
     names = [n.strip() for n in config.run.sweep.split(",") if n.strip()]
     if len(names) < 2:
         raise UserError("--sweep needs at least two comma-separated presets, e.g. --sweep standard,high-lr")
