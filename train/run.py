@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from train import results
@@ -29,7 +37,6 @@ from train.encoding import encode_splits
 from train.errors import UserError, cli
 from train.evaluation import OrderedEvalTrainer, evaluate, evaluate_test
 from train.metrics import compute_metrics
-from train.sweep import run_sweep
 from train.modeling import (
     apply_method,
     dropout_overrides,
@@ -38,6 +45,7 @@ from train.modeling import (
     parameter_counts,
     save_for_pipeline,
 )
+from train.sweep import run_sweep
 from train.training_args import resolve_precision, to_training_arguments
 
 logger = logging.getLogger("train")
@@ -61,7 +69,14 @@ def last_complete_checkpoint(out: Path) -> str | None:
     return str(steps[max(complete)]) if complete else None
 
 
-def build_trainer(config: Config, args: TrainingArguments, model, tokenizer, encoded) -> OrderedEvalTrainer:
+def build_trainer(
+    config: Config,
+    args: TrainingArguments,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    encoded: DatasetDict,
+) -> OrderedEvalTrainer:
+    """The Trainer with length-aware padding, F1 metrics and early stopping when there is validation to stop on."""
     run = config.run
     patience = run.early_stopping_patience if run.eval_strategy != "no" else None
     return OrderedEvalTrainer(
