@@ -82,6 +82,35 @@ def step_rate(model_dir: str, setting: dict[str, Any], steps: int) -> float:
     return batch / timed(step, steps)
 
 
+def step_profile(model_dir: str, length: int = 256, top: int = 8) -> list[dict[str, Any]]:
+    """Where one bf16 training step's time goes: torch.profiler's operators by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = load(model_dir, 0.0, 0.0, "sdpa")
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    ids = torch.randint(1000, 20000, (16, length))
+    labels = torch.randint(0, 2, (16,))
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    timed(step, 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {"op": e.key, "share": e.self_cpu_time_total / total, "ms": e.self_cpu_time_total / 1000}
+        for e in events[:top]
+    ]
+
+
 def optimizer_ms(model_dir: str, variant: str, steps: int) -> float:
     model = load(model_dir, None, None, "sdpa")
     for p in model.parameters():
@@ -138,8 +167,9 @@ def main() -> None:
         for v in ("loop", "foreach", "fused")
     }
 
+    profile_rows = step_profile(model_dir)
     report = {"cpu": cpu_model(), "cpu_features": cpu_features(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "rows": rows, "adamw_ms": optim}  # fmt: skip
+              "torch": torch.__version__, "rows": rows, "adamw_ms": optim, "profile_bf16_16x256": profile_rows}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "cpu_step.json").write_text(json.dumps(report, indent=2))
@@ -162,6 +192,13 @@ def main() -> None:
         + "; ".join(
             f"{v} {min(m):.1f} / {statistics.median(m):.1f} / {max(m):.1f}" for v, m in optim.items()
         ),
+        "",
+        "Where one bf16 training step (batch 16 x 256, no dropout, SDPA, fused AdamW) spends its time, "
+        "torch.profiler, operators by self CPU time:",
+        "",
+        "| operator | share | ms |",
+        "|---|---:|---:|",
+        *(f"| `{p['op'][:60]}` | {p['share']:.1%} | {p['ms']:.0f} |" for p in profile_rows),
         "",
         "Reproduce: `python -m bench.cpu_step`",
         "",
