@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from train.results import cpu_model
+from train.results import cpu_model, portable_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE_REV = (
@@ -115,8 +115,8 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         f"**Candidate / baseline, median samples/s: {report['ratio_median']:.2f}x** "
         f"(slowest candidate run / fastest baseline run: {report['ratio_worst']:.2f}x).",
         "",
-        f"Each run: `python -m train {shlex.join(report['train_argv'])}` (the model and data as absolute paths "
-        "on the machine that ran it), one after another, alternating sides.",
+        f"Each run: `python -m train {shlex.join(report['train_argv'])}`, one after another, alternating sides "
+        "(the baseline from a git worktree of its commit, with the same packages).",
         "",
         f"Reproduce: `{report['command']}`",
         "",
@@ -170,7 +170,7 @@ def main() -> None:
         "cores": torch.get_num_threads(),
         "cpu_features": cpu_features(),
         "torch": torch.__version__,
-        "train_argv": argv,
+        "train_argv": [portable_name(arg) for arg in argv],
         "command": shlex.join(["python", "-m", "bench.train_cpu_speed", *sys.argv[1:]]),
         **{
             name: {

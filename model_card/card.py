@@ -154,7 +154,8 @@ def results_rows(results: dict[str, Any]) -> list[list[str]]:
             "Before fine-tuning (baseline, stratified subset)" if subset else "Before fine-tuning (baseline)"
         )
         rows.append(metrics_row(label, "test", metrics["baseline"]))
-    rows.append(metrics_row("Fine-tuned (best checkpoint)", "validation", metrics["validation"]))
+    chosen = "Fine-tuned (best checkpoint)" if results.get("best_checkpoint_step") else "Fine-tuned (last step)"
+    rows.append(metrics_row(chosen, "validation", metrics["validation"]))
     rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"]))
     if metrics.get("test_truncated"):
         rows.append(metrics_row("Fine-tuned, long reviews truncated", "test", metrics["test_truncated"]))

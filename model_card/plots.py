@@ -62,17 +62,26 @@ def _series(log_history: list[dict[str, Any]], key: str) -> tuple[list[float], l
 
 
 def training_curves(log_history: list[dict[str, Any]], best_step: int | None, path: Path) -> str:
-    """Loss (training and validation) beside the validation metrics, against the optimizer step."""
-    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(9, 3.8))
+    """Loss (training and validation) beside the validation metrics, against the optimizer step.
+
+    A run that never evaluated during training (--eval_strategy no) gets the loss panel alone.
+    """
+    metric_keys = [k for k in ("eval_accuracy", "eval_f1", "eval_precision", "eval_recall", "eval_roc_auc")
+                   if _series(log_history, k)[0]]  # fmt: skip
+    if metric_keys:
+        fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(9, 3.8))
+        panels = ((loss_ax, "Loss"), (metric_ax, "Validation metrics"))
+    else:
+        fig, loss_ax = plt.subplots(1, 1, figsize=(5.5, 3.8))
+        panels = ((loss_ax, "Loss"),)
     for key, label in (("loss", "training loss"), ("eval_loss", "validation loss")):
         steps, values = _series(log_history, key)
         if steps:
             loss_ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=label)
-    for key in ("eval_accuracy", "eval_f1", "eval_precision", "eval_recall", "eval_roc_auc"):
+    for key in metric_keys:
         steps, values = _series(log_history, key)
-        if steps:
-            metric_ax.plot(steps, values, marker="o", markersize=3, label=key.removeprefix("eval_"))
-    for ax, title in ((loss_ax, "Loss"), (metric_ax, "Validation metrics")):
+        metric_ax.plot(steps, values, marker="o", markersize=3, label=key.removeprefix("eval_"))
+    for ax, title in panels:
         if best_step is not None:
             ax.axvline(best_step, color="grey", linestyle=":", label=f"best checkpoint (step {best_step})")
         ax.set_xlabel("step")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, train_tiny
+from conftest import ROOT, free_port, train_tiny
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
 
@@ -173,9 +172,7 @@ def test_second_push_is_a_second_commit_and_the_first_stays_reachable(
 
 
 def _closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.mark.parametrize(
