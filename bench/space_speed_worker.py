@@ -1,11 +1,19 @@
-"""The baseline in its own process, so it runs with default thread settings (`space_speed.py`).
+"""One benchmark candidate in its own process, so `space_speed.py` can run each one alone.
 
-    python bench/space_speed_worker.py MODEL_DIR
+    python bench/space_speed_worker.py pipeline MODEL_DIR      # the baseline: a plain pipeline
+    python bench/space_speed_worker.py space MODEL_DIR PORT    # the Space, served on PORT
+    python bench/space_speed_worker.py trivial - PORT          # a Gradio app whose function does nothing
 
-Reads one JSON list of texts per stdin line and answers one JSON line per request:
-{"labels": [...], "wall": seconds, "cpu": seconds}, timed inside this process. It imports neither
-the app nor anything that sets OMP_WAIT_POLICY, so it runs with whatever environment it was given:
-`pipeline` with the default one is the issue's baseline (a plain pipeline, once per review).
+Each prints one JSON line when it is ready, then answers one JSON line per request line on stdin,
+and exits when stdin closes (the Space and the trivial app shut their servers down first):
+
+- pipeline: a JSON list of texts -> {"labels": [...], "wall": seconds, "cpu": seconds}, timed here,
+  without the pipe's overhead. `pipeline(..., truncation=True)` once per review is the issue's
+  baseline; this mode imports nothing of the Space's, so it runs with default thread settings.
+- space: {"op": "forward"} -> {"forward": seconds inside the engines' forward passes so far};
+  {"op": "model", "text": ..., "engine": ..., "reps": n} -> {"ms": [...]}: the Space's model
+  call alone for one review, without HTTP and queue. The ready line carries the default engine
+  and the start-up measurement the Space chose it by.
 """
 
 from __future__ import annotations
@@ -14,30 +22,76 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
+def pipeline_worker(model_dir: str) -> None:
     import torch
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=sys.argv[1], dtype=torch.float32)
+    pipe = pipeline("text-classification", model=model_dir, dtype=torch.float32)
 
-    def classify(texts: list[str]) -> list[str]:
-        return [pipe(text, truncation=True)[0]["label"] for text in texts]
-
-    serve(classify)
-
-
-def serve(classify: Callable[[list[str]], list[str]]) -> None:
-    classify(["warm-up", "a second warm-up text"])
-    print(json.dumps({"ready": True}), flush=True)
-    for line in sys.stdin:
-        texts = json.loads(line)
+    def classify(texts: list[str]) -> dict:
         wall, cpu = time.perf_counter(), time.process_time()
-        labels = classify(texts)
-        reply = {"labels": labels, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
-        print(json.dumps(reply), flush=True)
+        labels = [pipe(text, truncation=True)[0]["label"] for text in texts]
+        return {"labels": labels, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+    classify(["warm-up", "a second warm-up text"])
+    serve({}, classify)
+
+
+def space_worker(model_dir: str, port: int) -> None:
+    sys.path.insert(0, str(ROOT / "space"))
+    import app
+    import classifier
+
+    model = classifier.SentimentModel(model_dir)
+    demo = app.build_app(model, limits=app.Limits(max_rows=10_000, max_chars=10**6))
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+
+    def answer(request: dict) -> dict:
+        if request["op"] == "forward":
+            return {"forward": model.forward_seconds}
+        times = []
+        for _ in range(request["reps"]):
+            started = time.perf_counter()
+            model.predict([request["text"]], request["engine"])
+            times.append((time.perf_counter() - started) * 1000)
+        return {"ms": times}
+
+    try:
+        serve({"engines": list(model.engines), "timings": model.timings}, answer)
+    finally:
+        demo.close()
+
+
+def trivial_worker(port: int) -> None:
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(lambda text: text, box, box, api_name="echo")
+    demo.queue(max_size=64, default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    try:
+        serve({}, lambda request: {})
+    finally:
+        demo.close()
+
+
+def serve(ready: dict, handle: Callable) -> None:
+    print(json.dumps({"ready": True, **ready}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps(handle(json.loads(line))), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    mode, model_dir, *port = sys.argv[1:]
+    if mode == "pipeline":
+        pipeline_worker(model_dir)
+    elif mode == "space":
+        space_worker(model_dir, int(port[0]))
+    else:
+        trivial_worker(int(port[0]))

@@ -3,9 +3,10 @@
     MODEL_ID=<Hub repo id or local folder> python app.py
 
 serves the UI and the API (`/predict`, `/predict_batch`, `/predict_file`, `/explain`) on
-http://127.0.0.1:7860 (PORT or GRADIO_SERVER_PORT to change it). The float32 model is the
-default engine; SPACE_ENGINE=int8 makes the int8 one the default (both stay selectable). It is
-not the default because it missed the bar set for it (README, "Speed on CPU").
+http://127.0.0.1:7860 (PORT or GRADIO_SERVER_PORT to change it). At start-up every engine
+classifies the example reviews and the fastest of those that keep float32's labels becomes the
+default (`classifier.AUTO_ENGINES`); the page shows what was measured. SPACE_ENGINE=float, bf16 or
+int8 forces the default; every engine stays selectable.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 from classifier import (
-    ENGINE_FLOAT,
     ENGINE_LABELS,
     PRIORITY_BULK,
     Batcher,
     Explanation,
     SentimentModel,
     explain,
+    fastest_engine,
 )
 from examples import EXAMPLES
 from files import (
@@ -41,9 +42,10 @@ from files import (
     write_results_csv,
 )
 
-# Reviews per model call while classifying a file: small enough that progress moves and single
-# reviews typed meanwhile get in between chunks, large enough to keep batches full.
-FILE_CHUNK = 32
+# Characters of review text per model call while classifying a file (about half a second of
+# model time): small enough that progress moves and single reviews typed meanwhile get in between
+# chunks, large enough to keep batches full.
+FILE_CHUNK_CHARS = 40_000
 PREVIEW_ROWS = 50
 # Explanation colours: green pushed towards positive, red towards negative, darker = stronger.
 HIGHLIGHT_COLORS = {
@@ -117,7 +119,7 @@ class SpaceService:
     def predict_file(
         self, file: str | None, text_column: str, engine: str, progress: gr.Progress = gr.Progress()
     ) -> tuple[str, dict[str, object]]:
-        """Classify every review in a .txt/.csv/.tsv/.jsonl file; returns the results CSV and a summary."""
+        """Classify every review in a .txt/.csv/.tsv/.xlsx/.jsonl file; returns the results CSV and a summary."""
         engine = self._engine(engine)
         if not file:
             raise gr.Error("Upload a file of reviews first.")
@@ -127,16 +129,18 @@ class SpaceService:
         except FileProblem as exc:
             raise gr.Error(str(exc)) from None
         texts = table.texts
-        todo = [i for i, t in enumerate(texts) if t.strip()]
         predictions: list[dict[str, object] | None] = [None] * len(texts)
         started = time.perf_counter()
-        progress((0, len(todo)), desc="Classifying", unit="reviews")
-        for start in range(0, len(todo), FILE_CHUNK):
-            chunk = todo[start : start + FILE_CHUNK]
+        done = 0
+        chunks = length_sorted_chunks(texts, FILE_CHUNK_CHARS)
+        total = sum(map(len, chunks))
+        progress((0, total), desc="Classifying", unit="reviews")
+        for chunk in chunks:
             results = self.batcher.predict([texts[i] for i in chunk], engine, priority=PRIORITY_BULK)
             for i, result in zip(chunk, results):
                 predictions[i] = result.as_dict()
-            progress((start + len(chunk), len(todo)), desc="Classifying", unit="reviews")
+            done += len(chunk)
+            progress((done, total), desc="Classifying", unit="reviews")
         seconds = time.perf_counter() - started
         frame = results_frame(table, predictions, self.model.labels)
         out_dir = Path(tempfile.mkdtemp(prefix="sentiment-results-"))
@@ -146,7 +150,7 @@ class SpaceService:
             text_column=table.text_column,
             engine=engine,
             seconds=round(seconds, 3),
-            reviews_per_second=round(len(todo) / seconds, 2) if seconds > 0 else None,
+            reviews_per_second=round(total / seconds, 2) if seconds > 0 else None,
         )
         return str(csv_path), summary
 
@@ -155,6 +159,31 @@ class SpaceService:
         columns = list_columns(Path(file)) if file else []
         detected = detect_column(columns) if columns else None
         return gr.Dropdown(choices=[("Detect by name", ""), *((c, c) for c in columns)], value=detected or "")
+
+
+def length_sorted_chunks(texts: list[str], max_chars: int) -> list[list[int]]:
+    """Indices of the non-empty texts, shortest first, cut into chunks of about `max_chars`.
+
+    Reviews of similar length share a chunk, so the model's batches need almost no padding and
+    short reviews are batched many at a time; the caller puts each result back at its index.
+    """
+    order = sorted((i for i, text in enumerate(texts) if text.strip()), key=lambda i: len(texts[i]))
+    chunks: list[list[int]] = []
+    size = max_chars
+    for i in order:
+        if size + len(texts[i]) > max_chars and (not chunks or chunks[-1]):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += len(texts[i])
+    return chunks
+
+
+def engine_note(timings: dict[str, float], default: str, forced: bool, examples: int) -> str:
+    """What this host measured at start-up, for the engine menu: never a figure from elsewhere."""
+    measured = ", ".join(f"{engine} {seconds * 1000:.0f} ms" for engine, seconds in timings.items())
+    why = "set by SPACE_ENGINE" if forced else "the fastest here of those that keep float32's labels"
+    return f"Measured on this machine at start-up, the {examples} examples: {measured}. Default: {default} ({why})."
 
 
 def prediction_view(result: dict[str, object] | None, max_length: int) -> tuple[dict[str, float] | None, str]:
@@ -238,7 +267,7 @@ def file_view(
     return preview, " · ".join(parts), bins
 
 
-def api_help(limits: Limits) -> str:
+def api_help(limits: Limits, engines: list[str]) -> str:
     """The API tab: what each endpoint takes and returns (the README has runnable snippets)."""
     return f"""
 Every endpoint is callable with [`gradio_client`](https://www.gradio.app/guides/getting-started-with-the-python-client)
@@ -246,7 +275,7 @@ Every endpoint is callable with [`gradio_client`](https://www.gradio.app/guides/
 
 | endpoint | input | output |
 |---|---|---|
-| `/predict` | `text`, `engine` (optional: `int8` or `float`) | `{{label, score, probabilities, windows, tokens, engine}}` |
+| `/predict` | `text`, `engine` (optional: {", ".join(f"`{e}`" for e in engines)}) | `{{label, score, probabilities, windows, tokens, engine}}` |
 | `/predict_batch` | `texts` (list of strings), `engine` | list of results as for `/predict` |
 | `/predict_file` | `file` (`handle_file(path)`), `text_column` (optional), `engine` | results CSV path, summary |
 | `/explain` | `text`, `engine` | highlighted spans, explanation text |
@@ -260,9 +289,11 @@ def build_app(
 ) -> gr.Blocks:
     """The whole Space for an already loaded model, queued and ready to `launch()`."""
     limits = limits or limits_from_env()
-    default_engine = default_engine or os.environ.get("SPACE_ENGINE", ENGINE_FLOAT)
-    if default_engine not in model.engines:
-        raise ValueError(f"SPACE_ENGINE={default_engine!r}: choose one of {', '.join(model.engines)}")
+    forced = default_engine or os.environ.get("SPACE_ENGINE", "").strip()
+    if forced and forced not in model.engines:
+        raise ValueError(f"SPACE_ENGINE={forced!r}: choose one of {', '.join(model.engines)}")
+    timings = model.measure([text for _, text in EXAMPLES])
+    default_engine = forced or fastest_engine(timings)
     service = SpaceService(model, limits, default_engine)
     engine_choices = [(ENGINE_LABELS.get(e, e), e) for e in model.engines]
 
@@ -275,7 +306,7 @@ def build_app(
             engine_choices,
             value=default_engine,
             label="Engine",
-            info="int8 is about 1.9× faster on CPU and gives the float32 label on about 98.7% of reviews.",
+            info=engine_note(timings, default_engine, bool(forced), len(EXAMPLES)),
         )
         with gr.Tab("Review"):
             with gr.Row():
@@ -309,8 +340,9 @@ def build_app(
                 result = gr.JSON(label="/predict")
         with gr.Tab("File upload"):
             gr.Markdown(
-                "Upload `.txt` (one review per line), `.csv` / `.tsv` (the text column is found by name, "
-                "`text`, `review`, …, or choose it), or `.jsonl` (one object per line). "
+                "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
+                "column is found by name, `text`, `review`, …, or choose it), `.xlsx` (the first sheet), or "
+                "`.jsonl` (one object per line). UTF-8, or UTF-16 with a byte-order mark. "
                 f"Limits: {limits.describe()}."
             )
             with gr.Row():
@@ -341,7 +373,7 @@ def build_app(
             with gr.Accordion("API result (JSON)", open=False):
                 summary = gr.JSON(label="/predict_file summary")
         with gr.Tab("API"):
-            gr.Markdown(api_help(limits))
+            gr.Markdown(api_help(limits, list(model.engines)))
 
         predicted = classify.click(
             service.predict,

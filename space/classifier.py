@@ -13,6 +13,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -29,11 +30,17 @@ from transformers import PreTrainedTokenizerBase, pipeline
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 ENGINE_INT8 = "int8"
+ENGINE_BF16 = "bf16"
 ENGINE_FLOAT = "float"
 ENGINE_LABELS = {
-    ENGINE_FLOAT: "Exact: float32, as trained",
-    ENGINE_INT8: "Fast: int8 (ONNX Runtime)",
+    ENGINE_FLOAT: "float32, as trained",
+    ENGINE_BF16: "bfloat16 (the CPU's own bf16 units)",
+    ENGINE_INT8: "int8 (ONNX Runtime)",
 }
+# Engines the start-up measurement may pick as the default: those whose labels agreed with
+# float32's on at least 99% of the fine-tuned model's test reviews in bench/space_speed.py
+# (bench/results/space_speed_*.md). The others stay selectable.
+AUTO_ENGINES = (ENGINE_FLOAT, ENGINE_BF16)
 # Engines whose arithmetic depends on the batch: dynamic quantisation picks one activation scale
 # per batch, so these run one window at a time and a review's score never depends on what else
 # was in the queue (measured no slower on CPU: bench/results/space_speed_*.md).
@@ -67,17 +74,40 @@ class Prediction:
         }
 
 
-def torch_logits_fn(model: torch.nn.Module) -> LogitsFn:
-    """Wrap a transformers sequence classifier as a `LogitsFn`."""
+def torch_logits_fn(model: torch.nn.Module, autocast: torch.dtype | None = None) -> LogitsFn:
+    """Wrap a transformers sequence classifier as a `LogitsFn`, optionally under CPU autocast.
+
+    Autocast to bfloat16 runs the matrix products on the CPU's bf16 units while softmax and
+    LayerNorm stay in float32, from the same weights (no second copy of the model): measured
+    faster and closer to float32 than casting the whole model to bf16 (bench/results/space_speed_*.md).
+    """
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None),
+        ):
             out = model(
                 input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask)
             )
         return out.logits.float().numpy()
 
     return run
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX tiles).
+
+    Without either, torch emulates bfloat16 through float32 conversions, slower than float32
+    itself, so the bf16 engine is only offered where this is true.
+    """
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def default_engines() -> tuple[str, ...]:
+    """The engines this host can run well: bf16 only where the CPU computes it natively."""
+    return (ENGINE_FLOAT, *((ENGINE_BF16,) if cpu_has_native_bf16() else ()), ENGINE_INT8)
 
 
 class _Logits(torch.nn.Module):
@@ -158,9 +188,9 @@ class SentimentModel:
     def __init__(
         self,
         model_id: str,
-        engines: Sequence[str] = (ENGINE_FLOAT, ENGINE_INT8),
+        engines: Sequence[str] | None = None,
         max_batch_size: int = 64,
-        max_batch_tokens: int = 512,
+        max_batch_tokens: int = 4096,
     ) -> None:
         # The pipeline resolves a Hub id or a local folder and pairs the model with its tokenizer;
         # float32 explicitly, because transformers keeps a float16 checkpoint in float16 otherwise.
@@ -176,9 +206,13 @@ class SentimentModel:
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.engines: dict[str, LogitsFn] = {}
-        for engine in engines:
+        # Seconds spent inside engines' forward passes, for the benchmark's profile of a request.
+        self.forward_seconds = 0.0
+        for engine in default_engines() if engines is None else engines:
             if engine == ENGINE_FLOAT:
                 self.engines[engine] = torch_logits_fn(model)
+            elif engine == ENGINE_BF16:
+                self.engines[engine] = torch_logits_fn(model, autocast=torch.bfloat16)
             elif engine == ENGINE_INT8:
                 try:
                     self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
@@ -191,6 +225,8 @@ class SentimentModel:
             else:
                 raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
         self.float_model = model
+        # Seconds per engine for the example reviews, measured on this host by `measure`.
+        self.timings: dict[str, float] = {}
         self.per_window = set(PER_WINDOW_ENGINES) & set(self.engines)
         self._tokenizer_lock = threading.Lock()
 
@@ -199,6 +235,23 @@ class SentimentModel:
         self.engines[name] = logits_fn
         if per_window:
             self.per_window.add(name)
+
+    def measure(self, texts: Sequence[str], repeats: int = 3) -> dict[str, float]:
+        """Seconds each engine takes to classify `texts` here: the best of `repeats`, after a warm-up.
+
+        Which engine is fastest depends on the CPU (bf16 units, int8 instructions, core count), so
+        the Space measures at start-up instead of assuming a speed-up seen on another machine.
+        """
+        self.timings = {}
+        for engine in self.engines:
+            self.predict(texts, engine)  # the first call allocates and picks kernels
+            best = math.inf
+            for _ in range(repeats):
+                started = time.perf_counter()
+                self.predict(texts, engine)
+                best = min(best, time.perf_counter() - started)
+            self.timings[engine] = best
+        return self.timings
 
     def windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of every window of every text, and which text each window belongs to.
@@ -223,9 +276,9 @@ class SentimentModel:
     ) -> np.ndarray:
         """Softmax probabilities for each window, computed in length-sorted, padding-light batches.
 
-        A batch holds at most `max_batch_tokens` padded tokens (one full window by default):
-        on CPU, short texts run 2-2.5x faster batched, while batching long windows is slower
-        than running them one by one (measured with bench/space_speed.py's models).
+        A batch holds at most `max_batch_tokens` padded tokens (eight full windows by default):
+        short texts run 2-2.5x faster batched on CPU, and under bf16 autocast fewer, larger calls
+        cast the weights fewer times; for long float32 windows the batch size makes no difference.
         """
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
@@ -241,7 +294,9 @@ class SentimentModel:
                 window = windows[index]
                 ids[row, : len(window)] = window
                 mask[row, : len(window)] = 1
+            started = time.perf_counter()
             logits = logits_fn(ids, mask).astype(np.float64)
+            self.forward_seconds += time.perf_counter() - started
             logits -= logits.max(axis=1, keepdims=True)
             exp = np.exp(logits)
             probs[batch] = exp / exp.sum(axis=1, keepdims=True)
@@ -281,6 +336,12 @@ class SentimentModel:
                 )
             )
         return results
+
+
+def fastest_engine(timings: dict[str, float]) -> str:
+    """The engine to serve by default: the fastest measured among AUTO_ENGINES (float32 if none)."""
+    eligible = {engine: seconds for engine, seconds in timings.items() if engine in AUTO_ENGINES}
+    return min(eligible, key=eligible.__getitem__) if eligible else ENGINE_FLOAT
 
 
 # Priorities for the batcher's queue: a person waiting on one review goes before a file's chunk.

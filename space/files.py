@@ -1,11 +1,15 @@
-"""Uploaded review files: reading .txt/.csv/.tsv/.jsonl, and writing the results CSV and summary.
+"""Uploaded review files: reading .txt/.csv/.tsv/.jsonl/.xlsx, and writing the results CSV and summary.
 
-Every problem with a file raises `FileProblem` with one sentence a person can act on; the UI and
-the API turn it into a `gr.Error`.
+People upload what their tools write: Excel saves CSV with semicolons in many locales, "Unicode
+text" as UTF-16 with tabs, and workbooks as .xlsx. So text files are decoded by their byte-order
+mark (UTF-8 without one), delimited files have their delimiter sniffed, and a workbook's first
+sheet is read like a CSV. Every problem with a file raises `FileProblem` with one sentence a person
+can act on; the UI and the API turn it into a `gr.Error`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -17,7 +21,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".xlsx")
+# Byte-order marks and their codecs, longest first (UTF-32 LE's mark starts with UTF-16 LE's).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Delimiters a CSV/TSV upload may use: Excel writes ";" where "," is the decimal separator.
+DELIMITERS = (",", ";", "\t", "|")
+# How much of a delimited file the delimiter is sniffed from.
+SNIFF_CHARS = 64 * 1024
 # Column (or JSON field) names taken as the review text, in order of preference, case-insensitive.
 TEXT_COLUMN_NAMES = (
     "text",
@@ -83,30 +99,95 @@ def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewT
             f"'{path.name}' is {size / 1024 / 1024:.1f} MB; the limit is "
             f"{limits.max_bytes / 1024 / 1024:g} MB. Split it into smaller files."
         )
-    text = _decode(path.read_bytes(), path.name)
-    if not text.strip():
-        raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
-    if suffix == ".txt":
-        lines = [line.strip() for line in text.splitlines()]
-        table = ReviewTable(pd.DataFrame({"text": [line for line in lines if line]}), "text")
-    elif suffix == ".jsonl":
-        table = _read_jsonl(text, path.name, text_column)
+    if suffix == ".xlsx":
+        frame = _read_xlsx(path)
+        table = ReviewTable(frame, _choose_column([str(c) for c in frame.columns], text_column, path.name))
     else:
-        table = _read_delimited(text, path.name, "\t" if suffix == ".tsv" else ",", text_column)
+        text = _decode(path.read_bytes(), path.name)
+        if not text.strip():
+            raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
+        if suffix == ".jsonl":
+            table = _read_jsonl(text, path.name, text_column)
+        elif (sep := _delimiter(text, suffix)) is None:
+            lines = [line.strip() for line in text.splitlines()]
+            table = ReviewTable(pd.DataFrame({"text": [line for line in lines if line]}), "text")
+        else:
+            table = _read_delimited(text, path.name, sep, text_column)
     _check_rows(table, path.name, limits)
     return table
 
 
 def _decode(data: bytes, name: str) -> str:
-    if b"\x00" in data[:8192]:
-        raise FileProblem(f"'{name}' looks like a binary file, not text: upload reviews as UTF-8 text.")
+    """Text by its byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8; anything else is refused.
+
+    The mark is checked before the binary test because UTF-16 text is full of zero bytes.
+    """
+    encoding = next((codec for bom, codec in BOMS if data.startswith(bom)), None)
+    if encoding is None and b"\x00" in data[:8192]:
+        raise FileProblem(
+            f"'{name}' looks like a binary file, not text: upload reviews as UTF-8 text "
+            "(or UTF-16 with a byte-order mark, Excel's 'Unicode text')."
+        )
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding or "utf-8")
     except UnicodeDecodeError as exc:
         raise FileProblem(
-            f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}): "
-            "save it as UTF-8 and upload it again."
+            f"'{name}' is not {(encoding or 'utf-8').upper().removesuffix('-SIG')} text "
+            f"(byte 0x{data[exc.start]:02x} at position {exc.start:,}): save it as UTF-8 and upload it again."
         ) from None
+
+
+def sniff_delimiter(text: str, suffix: str) -> str:
+    """The delimiter that splits the header and the rows into the same number of fields.
+
+    Each of DELIMITERS is tried with a quote-aware parse of the file's start; the one that gives
+    a header of two or more columns and the most rows of that width wins, the suffix's own
+    (tab for .tsv, comma for .csv) on a tie. A review's commas or semicolons are not mistaken for
+    columns, because they make the rows' widths disagree with the header's. A one-column file
+    gets the suffix's delimiter.
+    """
+    default = "\t" if suffix == ".tsv" else ","
+    sample = text[:SNIFF_CHARS]
+    if len(text) > SNIFF_CHARS:  # drop the row the cut went through
+        sample = sample[: sample.rfind("\n") + 1] or sample
+    best, best_score = default, (0.0, False)
+    for delimiter in DELIMITERS:
+        rows = [row for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        agreeing = sum(len(row) == width for row in rows[1:]) / max(1, len(rows) - 1)
+        score = (agreeing, delimiter == default)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _delimiter(text: str, suffix: str) -> str | None:
+    """The delimiter of a table upload, or None for a .txt that is a list of reviews.
+
+    A .txt is a table when its first line is tab-separated names, one of them a text column:
+    Excel's "Unicode text" export is such a file; a plain list of reviews is not.
+    """
+    if suffix != ".txt":
+        return sniff_delimiter(text, suffix)
+    header = text.split("\n", 1)[0].rstrip("\r").split("\t")
+    return "\t" if len(header) > 1 and detect_column(header) is not None else None
+
+
+def _read_xlsx(path: Path) -> pd.DataFrame:
+    """The first sheet of an Excel workbook, every cell as text, the first row as the header."""
+    try:
+        frame = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as exc:  # noqa: BLE001 - openpyxl and zipfile raise many kinds for a bad workbook
+        raise FileProblem(
+            f"'{path.name}' could not be read as an Excel workbook ({type(exc).__name__}): "
+            "save it again as .xlsx, or as CSV."
+        ) from None
+    if frame.empty and not len(frame.columns):
+        raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
 
 
 def _choose_column(columns: Sequence[str], requested: str | None, name: str) -> str:
@@ -131,9 +212,8 @@ def _read_delimited(text: str, name: str, sep: str, requested: str | None) -> Re
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise FileProblem(
-            f"'{name}' could not be read as {'TSV' if sep == chr(9) else 'CSV'}: {exc}".strip()
-        ) from None
+        kind = "TSV" if sep == "\t" else f"CSV separated by '{sep}'"
+        raise FileProblem(f"'{name}' could not be read as {kind}: {exc}".strip()) from None
     return ReviewTable(frame, _choose_column([str(c) for c in frame.columns], requested, name))
 
 
@@ -241,13 +321,19 @@ def list_columns(path: Path) -> list[str]:
     """Column (or JSON field) names of an upload, for the 'Text column' menu; [] when there are none."""
     suffix = path.suffix.lower()
     try:
-        head = path.read_bytes()[: 1024 * 1024].decode("utf-8-sig", errors="replace")
-        if suffix in (".csv", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return [str(c) for c in pd.read_csv(io.StringIO(head), sep=sep, nrows=0).columns]
+        if suffix == ".xlsx":
+            return [str(c) for c in _read_xlsx(path).columns]
+        text = _decode(path.read_bytes(), path.name)  # whole: a cut could split a character
+        if suffix in (".csv", ".tsv", ".txt"):
+            sep = _delimiter(text, suffix)
+            return (
+                []
+                if sep is None
+                else [str(c) for c in pd.read_csv(io.StringIO(text), sep=sep, nrows=0).columns]
+            )
         if suffix == ".jsonl":
             names: dict[str, None] = {}
-            for line in head.splitlines()[:50]:
+            for line in text.splitlines()[:50]:
                 value = json.loads(line) if line.strip() else None
                 if isinstance(value, dict):
                     names.update(dict.fromkeys(map(str, value)))

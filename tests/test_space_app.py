@@ -5,7 +5,9 @@ snippets run as written.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import json
 import os
 import re
@@ -30,6 +32,7 @@ sys.path.insert(0, str(SPACE))
 import app
 import classifier
 import files
+from conftest import build_tiny_model
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -44,8 +47,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_model_dir: Path) -> classifier.SentimentModel:
-    return classifier.SentimentModel(str(tiny_model_dir))
+def space_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model whose P(positive) differs clearly between reviews (0.25-0.7 on the
+    sample), so a test can tell one review's answer from another's."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-spread"), initializer_range=0.2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(space_model_dir: Path) -> classifier.SentimentModel:
+    return classifier.SentimentModel(str(space_model_dir))
 
 
 @pytest.fixture(scope="session")
@@ -77,14 +87,16 @@ def long_review(reviews: pd.DataFrame, tiny_model: classifier.SentimentModel) ->
     raise AssertionError("the sample has no review over 700 tokens")
 
 
-def assert_result(result: dict, engine: str = classifier.ENGINE_FLOAT) -> None:
+def assert_result(result: dict, engine: str | None = None) -> None:
+    """A well-formed /predict result; from `engine`, or without one from the default engine, which
+    the Space measured at start-up (any of those it offers)."""
     assert set(result) == {"label", "score", "probabilities", "windows", "tokens", "engine"}
     probs = result["probabilities"]
     assert set(probs) == {"NEGATIVE", "POSITIVE"}
     assert sum(probs.values()) == pytest.approx(1.0)
     assert result["label"] == max(probs, key=probs.get)
     assert result["score"] == pytest.approx(probs[result["label"]])
-    assert result["engine"] == engine
+    assert result["engine"] == engine if engine else result["engine"] in classifier.ENGINE_LABELS
 
 
 def ok(client: Client) -> None:
@@ -113,14 +125,14 @@ def test_predict_returns_label_score_and_both_probabilities(client: Client) -> N
     assert result["windows"] == 1 and result["tokens"] == 7
 
 
-def test_float_engine_is_the_plain_pipeline(client: Client, tiny_model_dir: Path) -> None:
+def test_float_engine_is_the_plain_pipeline(client: Client, space_model_dir: Path) -> None:
     """The float engine gives the pipeline's own probabilities for a review that fits the model."""
     from transformers import pipeline
 
     text = "The plot was thin but the acting carried it."
     result = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
     assert_result(result, classifier.ENGINE_FLOAT)
-    pipe = pipeline("text-classification", model=str(tiny_model_dir), top_k=None)
+    pipe = pipeline("text-classification", model=str(space_model_dir), top_k=None)
     expected = {d["label"]: d["score"] for d in pipe([text])[0]}
     for label, p in expected.items():
         assert result["probabilities"][label] == pytest.approx(p, abs=1e-6)
@@ -141,6 +153,53 @@ def test_int8_engine_is_close_to_float(
     via_api = client.predict(texts[0], classifier.ENGINE_INT8, api_name="/predict")
     assert_result(via_api, classifier.ENGINE_INT8)
     assert via_api["probabilities"]["POSITIVE"] == pytest.approx(alone.probabilities["POSITIVE"], abs=1e-12)
+
+
+def test_bf16_engine_is_close_to_float(tiny_model: classifier.SentimentModel, reviews: pd.DataFrame) -> None:
+    if classifier.ENGINE_BF16 not in tiny_model.engines:
+        pytest.skip("this CPU has no native bfloat16, so the Space does not offer the bf16 engine")
+    texts = reviews["text"].head(16).tolist()
+    half = tiny_model.predict(texts, classifier.ENGINE_BF16)
+    exact = tiny_model.predict(texts, classifier.ENGINE_FLOAT)
+    gaps = [abs(a.probabilities["POSITIVE"] - b.probabilities["POSITIVE"]) for a, b in zip(half, exact)]
+    assert max(gaps) < 0.03 and [a.windows for a in half] == [b.windows for b in exact]
+
+
+def test_bf16_is_offered_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, check, lambda: False)
+    assert classifier.default_engines() == (classifier.ENGINE_FLOAT, classifier.ENGINE_INT8)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert classifier.ENGINE_BF16 in classifier.default_engines()
+
+
+def test_default_engine_is_the_fastest_measured_that_keeps_float_labels() -> None:
+    """An engine outside AUTO_ENGINES (not shown by the benchmark to keep float32's labels) is
+    never the default, however fast it measured."""
+    float_, bf16 = classifier.ENGINE_FLOAT, classifier.ENGINE_BF16
+    assert bf16 in classifier.AUTO_ENGINES
+    assert classifier.fastest_engine({float_: 0.30, bf16: 0.20, "unvetted": 0.10}) == bf16
+    assert classifier.fastest_engine({float_: 0.30, bf16: 0.40}) == float_
+    assert classifier.fastest_engine({"unvetted": 0.10}) == float_
+
+
+def test_page_states_what_this_host_measured(
+    tiny_model: classifier.SentimentModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine menu shows this machine's start-up timings; SPACE_ENGINE overrides the choice."""
+    monkeypatch.setenv("SPACE_ENGINE", classifier.ENGINE_INT8)
+    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
+    radio = next(c for c in demo.config["components"] if c.get("props", {}).get("label") == "Engine")
+    assert radio["props"]["value"] == classifier.ENGINE_INT8
+    info = radio["props"]["info"]
+    assert "Measured on this machine at start-up" in info and "set by SPACE_ENGINE" in info
+    for engine, seconds in tiny_model.timings.items():
+        assert f"{engine} {seconds * 1000:.0f} ms" in info
+    monkeypatch.setenv("SPACE_ENGINE", "gpu")
+    with pytest.raises(ValueError, match="SPACE_ENGINE='gpu': choose one of float"):
+        app.build_app(tiny_model, limits=TEST_LIMITS)
 
 
 def test_long_review_is_split_into_windows_and_averaged(
@@ -233,50 +292,149 @@ def test_long_explanations_occlude_spans_of_words(
     assert all(s.strip() for s in spans)
 
 
-def test_batcher_merges_requests_that_wait_together(tiny_model: classifier.SentimentModel) -> None:
-    release = threading.Event()
-    started = threading.Event()
-    float_fn = tiny_model.engines[classifier.ENGINE_FLOAT]
+# --- every request its own answer ------------------------------------------------------------------------
+# The Space merges concurrent requests into shared model calls and reorders reviews by length inside
+# them, so each result must be traced back to its own review. These tests use models whose scores
+# differ clearly from review to review (a mix-up changes the numbers, not just noise) and compare
+# every answer with the same review classified alone.
+
+
+def token_mean_engine(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A stand-in model: each window's score is a function of its own tokens only (padding masked),
+    spread over (-4, 4), so two different reviews practically never share a score."""
+    mean = (ids * mask).sum(axis=1) / mask.sum(axis=1)
+    score = (mean * 7.31) % 8.0 - 4.0
+    return np.stack([np.zeros_like(score), score], axis=1)
+
+
+@pytest.fixture
+def fake_engines(tiny_model: classifier.SentimentModel):
+    """Registers `token_mean_engine` as "tokens", and a gated copy that holds the model on its
+    first call until released; removes both afterwards."""
+    release, started = threading.Event(), threading.Event()
 
     def gated(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         started.set()
         release.wait(10)
-        return float_fn(ids, mask)
+        return token_mean_engine(ids, mask)
 
+    tiny_model.add_engine("tokens", token_mean_engine)
     tiny_model.add_engine("gated", gated)
-    try:
-        batcher = classifier.Batcher(tiny_model)
-        results: dict[int, list] = {}
-
-        def ask(i: int) -> None:
-            results[i] = batcher.predict([f"review number {i}"], "gated")
-
-        threads = [threading.Thread(target=ask, args=(0,))]
-        threads[0].start()
-        started.wait(10)  # the first request holds the model; the next five queue behind it
-        threads += [threading.Thread(target=ask, args=(i,)) for i in range(1, 6)]
-        for t in threads[1:]:
-            t.start()
-        while batcher._queue.qsize() < 5:
-            time.sleep(0.01)
-        release.set()
-        for t in threads:
-            t.join(10)
-    finally:
-        del tiny_model.engines["gated"]
-    assert sorted(results) == list(range(6))
-    assert batcher.jobs_run == 6 and batcher.batches_run == 2
+    yield release, started
+    release.set()
+    del tiny_model.engines["tokens"], tiny_model.engines["gated"]
 
 
-def test_concurrent_requests_all_get_their_own_answer(client: Client) -> None:
-    texts = [f"Review {i}: {'great' if i % 2 else 'terrible'} film." for i in range(8)]
-    jobs = [client.submit(t, classifier.ENGINE_FLOAT, api_name="/predict") for t in texts]
-    results = [job.result(timeout=60) for job in jobs]
-    for text, result in zip(texts, results):
-        single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
-        assert result["probabilities"]["POSITIVE"] == pytest.approx(
-            single["probabilities"]["POSITIVE"], abs=1e-5
-        )
+def positives(predictions: list[classifier.Prediction]) -> list[float]:
+    return [p.probabilities["POSITIVE"] for p in predictions]
+
+
+# Two float32 results for one review differ by less than this (batched or alone, and rounded to the
+# results CSV's 6 decimals); different reviews' answers must be further apart than twice this.
+SAME = 2e-6
+
+
+def assert_distinct(values: list[float], gap: float) -> None:
+    """The test's own precondition: answers far enough apart that a swap cannot pass as noise."""
+    ordered = sorted(values)
+    assert min(b - a for a, b in itertools.pairwise(ordered)) > gap, ordered
+
+
+def test_waiting_requests_each_get_their_own_predictions(
+    tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, fake_engines
+) -> None:
+    """Five requests of different sizes wait behind a busy model, run as one merged call, and
+    each gets back the predictions of its own texts, in its own order."""
+    release, started = fake_engines
+    texts = reviews["text"].tolist()
+    requests = {i: texts[10 * i : 10 * i + i + 1] for i in range(1, 6)}  # 2, 3, ... 6 reviews each
+    alone = {i: positives(tiny_model.predict(t, "tokens")) for i, t in requests.items()}
+    assert_distinct([p for ps in alone.values() for p in ps], 1e-9)
+
+    batcher = classifier.Batcher(tiny_model)
+    answers: dict[int, list[float]] = {}
+
+    def ask(i: int, engine: str) -> None:
+        answers[i] = positives(batcher.predict(requests.get(i, ["holds the model"]), engine))
+
+    first = threading.Thread(target=ask, args=(0, "gated"))
+    first.start()
+    assert started.wait(10)
+    waiting = [threading.Thread(target=ask, args=(i, "tokens")) for i in requests]
+    for thread in waiting:
+        thread.start()
+    while batcher._queue.qsize() < len(requests):
+        time.sleep(0.01)
+    release.set()
+    for thread in [first, *waiting]:
+        thread.join(10)
+    assert batcher.batches_run == 2 and batcher.jobs_run == 6  # the five really shared one call
+    for i in requests:
+        assert answers[i] == pytest.approx(alone[i], abs=1e-12), f"request {i} got another request's answer"
+
+
+def test_reviews_reordered_by_length_come_back_in_input_order(
+    tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, fake_engines
+) -> None:
+    """One call with short, long (several windows) and medium reviews in mixed order: the model
+    sees them sorted by length and batched, each answer still lands on its own review."""
+    texts = reviews["text"].tolist()
+    by_length = sorted(texts, key=len)
+    mixed = [
+        by_length[-1],
+        by_length[0],
+        by_length[len(texts) // 2],
+        by_length[1],
+        by_length[-2],
+        by_length[5],
+    ]
+    mixed += ["Fine.", "An utterly joyless slog."]
+    for engine in ("tokens", classifier.ENGINE_FLOAT):
+        together = tiny_model.predict(mixed, engine)
+        alone = [tiny_model.predict([text], engine)[0] for text in mixed]
+        assert_distinct(positives(alone), 2 * SAME)
+        assert positives(together) == pytest.approx(positives(alone), abs=SAME)
+        assert [p.windows for p in together] == [p.windows for p in alone]
+        assert [p.tokens for p in together] == [p.tokens for p in alone]
+    assert max(p.windows for p in together) >= 2  # the long review really was split
+
+
+def test_concurrent_api_requests_each_get_their_own_answer(
+    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame
+) -> None:
+    """Eight /predict requests and a /predict_batch sent at once, on the real (tiny) model: every
+    answer is the one its review gets alone."""
+    texts = reviews["text"].head(12).tolist()
+    alone = positives([tiny_model.predict([t], classifier.ENGINE_FLOAT)[0] for t in texts])
+    assert_distinct(alone, 2 * SAME)
+    singles = [client.submit(t, classifier.ENGINE_FLOAT, api_name="/predict") for t in texts[:8]]
+    batch = client.submit(texts[8:], classifier.ENGINE_FLOAT, api_name="/predict_batch")
+    answers = [job.result(timeout=120) for job in singles] + batch.result(timeout=120)
+    assert [a["probabilities"]["POSITIVE"] for a in answers] == pytest.approx(alone, abs=SAME)
+
+
+def test_file_rows_each_get_their_own_answer(
+    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A file of real reviews in no particular length order (the Space classifies them sorted
+    by length, in chunks): each row's result is the one its review gets alone."""
+    sample = reviews.sample(40, random_state=1)[["label", "text"]].reset_index(drop=True)
+    path = tmp_path / "mixed_lengths.csv"
+    sample.to_csv(path, index=False)
+    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    alone = positives([tiny_model.predict([t], classifier.ENGINE_FLOAT)[0] for t in sample["text"]])
+    assert_distinct(alone, 2 * SAME)
+    assert table["text"].tolist() == sample["text"].tolist()
+    assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(alone, abs=SAME)
+    assert summary["classified"] == 40
+
+
+def test_file_chunks_group_similar_lengths_and_cover_every_row() -> None:
+    texts = ["x" * n for n in (50, 5, 500, 0, 20, 300, 7)]
+    texts[3] = "   "
+    chunks = app.length_sorted_chunks(texts, 320)
+    assert sorted(i for chunk in chunks for i in chunk) == [0, 1, 2, 4, 5, 6]
+    assert [[len(texts[i]) for i in chunk] for chunk in chunks] == [[5, 7, 20, 50], [300], [500]]
 
 
 # --- /predict_file: every format ----------------------------------------------------------------------------
@@ -366,11 +524,110 @@ def test_download_neutralises_spreadsheet_formulas(client: Client, tmp_path: Pat
         float(row["score"])  # the app's own numbers are numbers
 
 
+def classified_alone(model: classifier.SentimentModel, texts: list[str]) -> list[float]:
+    return [model.predict([t], classifier.ENGINE_FLOAT)[0].probabilities["POSITIVE"] for t in texts]
+
+
+@pytest.mark.parametrize("delimiter", [";", "|", "\t", ","], ids=["semicolon", "pipe", "tab", "comma"])
+def test_upload_csv_delimiter_is_sniffed(
+    client: Client,
+    tiny_model: classifier.SentimentModel,
+    reviews: pd.DataFrame,
+    tmp_path: Path,
+    delimiter: str,
+) -> None:
+    """Excel writes semicolons where the comma is the decimal mark; reviews are full of commas and
+    semicolons themselves. Every row comes back with its own text and its own score."""
+    texts = [*reviews["text"].head(6), "Dull; too long, and loud.", 'She said "never again", twice.']
+    path = tmp_path / "excel_export.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(["id", "Review", "stars"])
+        writer.writerows([i, text, f"{i % 5},5"] for i, text in enumerate(texts))
+    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    assert summary["text_column"] == "Review" and summary["classified"] == len(texts)
+    assert table["Review"].tolist() == texts and table["stars"].tolist() == [
+        f"{i % 5},5" for i in range(len(texts))
+    ]
+    assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(
+        classified_alone(tiny_model, texts), abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "delimiter"),
+    [
+        ("utf8_bom.csv", "utf-8-sig", ","),
+        ("excel_unicode_text.txt", "utf-16", "\t"),  # Excel's "Unicode text": UTF-16 LE with a BOM, tabs
+        ("utf16_be.csv", "utf-16-be", ";"),
+        ("utf16.tsv", "utf-16", "\t"),
+    ],
+)
+def test_upload_encodings_with_a_byte_order_mark(
+    client: Client,
+    tiny_model: classifier.SentimentModel,
+    tmp_path: Path,
+    name: str,
+    encoding: str,
+    delimiter: str,
+) -> None:
+    texts = ["Un film très réussi et émouvant.", "Schrecklich – zwei Stunden verloren.", "Ótimo! 🎬 Loved it."]
+    body = (
+        delimiter.join(["id", "text"])
+        + "\r\n"
+        + "".join(f"{i}{delimiter}{t}\r\n" for i, t in enumerate(texts))
+    )
+    data = body.encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    (tmp_path / name).write_bytes(data)
+    table, summary = upload(client, tmp_path / name, engine=classifier.ENGINE_FLOAT)
+    assert table["text"].tolist() == texts and table["id"].tolist() == ["0", "1", "2"]
+    assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(
+        classified_alone(tiny_model, texts), abs=1e-5
+    )
+
+
+def test_upload_xlsx_first_sheet(
+    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
+) -> None:
+    sheet = pd.DataFrame(
+        {"id": range(1, 9), "Review": reviews["text"].head(8), "stars": [4.5, 1, 2, 3, 5, 1, 2, 3]}
+    )
+    path = tmp_path / "reviews.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        sheet.to_excel(writer, sheet_name="reviews", index=False)
+        pd.DataFrame({"text": ["not this sheet"]}).to_excel(writer, sheet_name="other", index=False)
+    assert files.list_columns(path) == ["id", "Review", "stars"]
+    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    assert summary["text_column"] == "Review" and summary["rows"] == 8
+    assert table["Review"].tolist() == sheet["Review"].tolist() and table["id"].tolist()[:2] == ["1", "2"]
+    expected = classified_alone(tiny_model, sheet["Review"].tolist())
+    assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "expected"),
+    [
+        ("id;review\n1;Great, fun, loud\n2;Bad, dull\n", ".csv", ";"),
+        ('id,review\n1,"Great; fun; loud"\n2,"Bad; dull"\n', ".csv", ","),
+        ("text\nGreat, fun\nBad; dull\n", ".csv", ","),
+        ("text\tsource\nGreat, fun\tweb\n", ".tsv", "\t"),
+        ("a|b\n1|x, y; z\n", ".csv", "|"),
+    ],
+    ids=["semicolon-with-commas", "comma-with-quoted-semicolons", "one-column", "tsv", "pipe"],
+)
+def test_sniff_delimiter(content: str, suffix: str, expected: str) -> None:
+    assert files.sniff_delimiter(content, suffix) == expected
+
+
 def test_upload_menu_lists_and_detects_columns(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("id,Review_Text,stars\n1,ok,3\n")
     columns = files.list_columns(path)
     assert columns == ["id", "Review_Text", "stars"] and files.detect_column(columns) == "Review_Text"
+    (tmp_path / "semi.csv").write_bytes("id;opinion\n1;ok, fine\n".encode("utf-16"))
+    assert files.list_columns(tmp_path / "semi.csv") == ["id", "opinion"]
     (tmp_path / "y.jsonl").write_text('{"a": 1, "body": "x"}\n{"c": 2}\n')
     assert files.list_columns(tmp_path / "y.jsonl") == ["a", "body", "c"]
     (tmp_path / "z.txt").write_text("one review\n")
@@ -407,7 +664,7 @@ def test_bad_batches(client: Client) -> None:
         AppError, match=re.escape("Value: 'gpu' (type: <class 'str'>) is not in the list of choices")
     ):
         client.predict("fine", "gpu", api_name="/predict")
-    with pytest.raises(AppError, match="Unknown engine 'gpu': choose one of float, int8"):
+    with pytest.raises(AppError, match="Unknown engine 'gpu': choose one of float, (bf16, )?int8"):
         client.predict(["fine"], "gpu", api_name="/predict_batch")
     ok(client)
 
@@ -430,10 +687,13 @@ def _bad_files(tmp_path: Path) -> list[tuple[str, bytes | str, str]]:
         ),
         ("broken.jsonl", '{"text": "ok"}\n{"text": \n', "Line 2 of 'broken.jsonl' is not valid JSON"),
         ("numbers.jsonl", "1\n2\n", "Line 1 of 'numbers.jsonl' is not a JSON object or string"),
+        ("no_bom.csv", "text\nGood film\n".encode("utf-16-le"), "looks like a binary file"),
+        ("broken.xlsx", b"PK\x03\x04 not really a workbook", "could not be read as an Excel workbook"),
+        ("bad_utf16.csv", codecs.BOM_UTF16_LE + b"t\x00\x00\xd8", "is not UTF-16 text"),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(14))
 def test_bad_file(client: Client, tmp_path: Path, case: int) -> None:
     name, content, message = _bad_files(tmp_path)[case]
     path = tmp_path / name
@@ -534,13 +794,15 @@ def test_readme_snippets_run_as_written(space_url: str, tmp_path: Path) -> None:
 
 
 def test_float_is_served_when_the_int8_engine_cannot_be_built(
-    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, capsys: pytest.CaptureFixture
+    monkeypatch: pytest.MonkeyPatch, space_model_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
     def no_export(*args: object) -> None:
         raise RuntimeError("exporter missing")
 
     monkeypatch.setattr(classifier, "onnx_int8_logits_fn", no_export)
-    model = classifier.SentimentModel(str(tiny_model_dir))
+    model = classifier.SentimentModel(
+        str(space_model_dir), engines=[classifier.ENGINE_FLOAT, classifier.ENGINE_INT8]
+    )
     assert list(model.engines) == [classifier.ENGINE_FLOAT]
     assert (
         "int8 engine is unavailable for this model (RuntimeError: exporter missing)"
