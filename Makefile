@@ -69,12 +69,13 @@ bench-cpu: venv
 bench-train: venv
 	$(PY) -m bench.train_speed --dry_run --mode both
 
+# The GPU plan's two calls (accuracy, then speed on the same machine), the later-session stages, and collect.
 bench-gpu-dryrun: venv
 	rm -rf /tmp/gpu-dryrun
-	for stage in accuracy speed mlm tune; do \
+	for stage in accuracy speed tune mlm; do \
 	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH DRY_RUN=1 bash bench/gpu_run.sh $$stage "--learning_rate 1e-4" || exit 1; done
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH DRY_RUN=1 bash bench/gpu_run.sh collect /tmp/gpu-dryrun/out
-	mkdir -p bench/results/gpu_dryrun && cp /tmp/gpu-dryrun/results/comparison.md \
+	rm -rf bench/results/gpu_dryrun && mkdir -p bench/results/gpu_dryrun && cp /tmp/gpu-dryrun/results/comparison.md \
 	  /tmp/gpu-dryrun/results/benchmark/*.md bench/results/gpu_dryrun/
 
 clean:

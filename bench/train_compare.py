@@ -26,6 +26,14 @@ RUN_FILES = ("results.json", "README.md", "mlm_results.json")
 BEST_METHODS = ("full", "lora")  # each best run goes to results/<method>/
 
 
+def dropout_label(overrides: dict | None) -> str:
+    """Hidden / attention dropout as the run set them ("ckpt": the checkpoint's own, e.g. 0.1)."""
+    o = overrides or {}
+    hidden = o.get("hidden_dropout_prob", o.get("dropout"))
+    attention = o.get("attention_probs_dropout_prob", o.get("attention_dropout"))
+    return "/".join("ckpt" if v is None else f"{v:g}" for v in (hidden, attention))
+
+
 def comparison_row(path: Path, root: Path) -> dict:
     record = json.loads(path.read_text())
     hp, model, metrics = record["hyperparameters"], record["model"], record["metrics"]
@@ -41,6 +49,7 @@ def comparison_row(path: Path, root: Path) -> dict:
         "batch": hp["per_device_train_batch_size"],
         "epochs": epochs,
         "truncation": model["truncation"],
+        "dropout hidden/attn": dropout_label(model.get("dropout")),
         "trainable %": 100 * model["trainable_share"],
         "val f1": metrics["validation"]["f1"],
         "test reviews": metrics["test"]["num_examples"],
@@ -113,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     bench = args.results / "benchmark"
     for folder in args.folders:
-        for table_file in folder.rglob("train_speed_*"):
+        # Sorted: where two stages wrote a table of the same name (a step cut short in call 1 and run
+        # again in call 2), the later stage's (speed after accuracy) is the one kept.
+        for table_file in sorted(folder.rglob("train_speed_*")):
             bench.mkdir(exist_ok=True)
             shutil.copy2(table_file, bench / table_file.name)
     print((args.results / "comparison.md").read_text())

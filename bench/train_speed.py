@@ -117,12 +117,16 @@ def validation_check(record: dict[str, Any]) -> str:
     return "ok"
 
 
-def summarise_run(record: dict[str, Any], run_dir: Path, lengths: np.ndarray, peak: float) -> dict[str, Any]:
+def summarise_run(
+    record: dict[str, Any], run_dir: Path, lengths: np.ndarray, peak: float, model_path: Path
+) -> dict[str, Any]:
+    """One table row from a finished run. `model_path` is the base model the run started from: the shape
+    is read from its config, since results.json names it portably (a folder name, not a loadable path)."""
     timings, hp, env = record["timings"], record["hyperparameters"], record["environment"]
     runtime = timings["train_runtime_s"]
     epochs = max(e.get("epoch", 0.0) for e in record["log_history"])
     samples = epochs * record["dataset"]["splits"]["train"]
-    shape = model_shape(record["base_model"])
+    shape = model_shape(str(model_path))
     adapters = (
         record["model"]["trainable_parameters"] - shape.head_params if record["method"] == "lora" else 0
     )
@@ -200,6 +204,8 @@ def mean_ratio(numerator: pd.Series, denominator: pd.Series) -> float | None:
 def ratios(table: pd.DataFrame, baseline: str, target: str) -> dict[str, Any]:
     """Per mode: baseline train time / target train time, and target samples/s / baseline samples/s."""
     out: dict[str, Any] = {}
+    if baseline == target:  # an ablation: each row against the baseline, no pair of recipes
+        return out
     for mode, rows in table.groupby("mode"):
         ok = rows[rows["error"].isna()] if "error" in rows else rows
         base, new = ok[ok["recipe"] == baseline], ok[ok["recipe"] == target]
@@ -319,7 +325,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     )
     p.add_argument("--repeat_recipes", help="comma-separated recipes that --repeat applies to (default: all)")
     p.add_argument(
-        "--peak_tflops", type=float, default=H100_PEAK_TFLOPS, help="the accelerator's peak, for MFU"
+        "--peak_tflops",
+        type=float,
+        default=H100_PEAK_TFLOPS,
+        help="the accelerator's bf16 peak, for MFU (bench/gpu_run.sh measures it)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the tables go")
     p.add_argument(
@@ -453,7 +462,8 @@ def main(argv: list[str] | None = None) -> None:
                 key = lengths_key(argv_job)
                 if key not in lengths_cache:
                     lengths_cache[key] = train_lengths(argv_job)[0]
-                row.update(summarise_run(record, run_dir, lengths_cache[key], args.peak_tflops * 1e12))
+                peak = args.peak_tflops * 1e12
+                row.update(summarise_run(record, run_dir, lengths_cache[key], peak, args.model_path))
                 rows.append({**row, "environment": record["environment"]})
                 print(f"    train {row['train_s']:.1f} s, {row['samples_per_s']:.1f} samples/s "
                       f"(steady {row['steady_samples_per_s'] or float('nan'):.1f}), test acc {row['test_accuracy']:.4f}, "
