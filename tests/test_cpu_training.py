@@ -59,7 +59,7 @@ def test_dropout_flags_set_the_architectures_own_names(tmp_path: Path) -> None:
     assert model.config.attention_probs_dropout_prob == 0.25
     assert model.classifier.weight.shape[0] == 2
     rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
-    assert rates == {0.0}  # BERT's attention passes its rate to the kernel, not through an nn.Dropout
+    assert rates == {0.0, 0.25}  # hidden and classifier dropout 0; the attention's own module 0.25
 
     kept = load_model(ModelArguments(model_name_or_path=str(folder), dropout=None, attention_dropout=None))
     assert kept.config.hidden_dropout_prob == 0.1 and kept.config.attention_probs_dropout_prob == 0.1

@@ -243,7 +243,9 @@ def test_length_grouping_keeps_predictions_aligned_with_reviews(tmp_path: Path) 
     model = build_tiny_model(tmp_path / "model", initializer_range=1.0)
     out = tmp_path / "grouped"
     # Long inputs, so that the reviews' lengths differ and grouping would reorder them.
-    train_main(tiny_args(model, out, "--group_by_length", "--max_length", "512", "--baseline", "false"))
+    # float32: the pipeline below computes in float32, and this wild random model magnifies bf16 rounding.
+    train_main(tiny_args(model, out, "--group_by_length", "--max_length", "512", "--baseline", "false",
+                         "--precision", "fp32"))  # fmt: skip
     table = pd.read_csv(out / "test_predictions.csv")
     from transformers import pipeline
 
@@ -251,4 +253,4 @@ def test_length_grouping_keeps_predictions_aligned_with_reviews(tmp_path: Path) 
     assert table["n_tokens"].clip(upper=512).nunique() > 10 and table["prob_positive"].std() > 1e-3
     scores = classifier(table["text"].tolist(), top_k=None, truncation=True, max_length=512)
     prob_positive = [next(s["score"] for s in row if s["label"] == "POSITIVE") for row in scores]
-    assert prob_positive == pytest.approx(table["prob_positive"].tolist(), abs=1e-5)
+    assert prob_positive == pytest.approx(table["prob_positive"].tolist(), abs=1e-4)

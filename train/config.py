@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -342,6 +343,7 @@ class Config:
     lora: LoraArguments
     data: DataArguments
     run: RunArguments
+    argv: list[str] = field(default_factory=list)  # the command line it was parsed from, for results.json
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in ("model", "lora", "data", "run")}
@@ -407,4 +409,4 @@ def parse_config(argv: list[str] | None = None, preset: str | None = None) -> Co
         run.preset = preset
     elif preset_name:
         run.preset = preset_name
-    return Config(model=model, lora=lora, data=data, run=run)
+    return Config(model=model, lora=lora, data=data, run=run, argv=list(sys.argv[1:] if argv is None else argv))

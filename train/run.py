@@ -174,7 +174,7 @@ def build_record(
     run, model = config.run, trainer.model
     return {
         "schema_version": results.SCHEMA_VERSION,
-        "command": results.portable_command("train", sys.argv[1:]),
+        "command": results.portable_command("train", config.argv),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "preset": run.preset,
         "base_model": run.hub_base_model or results.portable_name(config.model.model_name_or_path),
