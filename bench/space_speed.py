@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -146,44 +147,13 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(ms, 50)), 1), "p90": round(float(np.percentile(ms, 90)), 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="a saved classifier folder (a random model of --shape without it)")
-    parser.add_argument("--shape", choices=["distilbert", "minilm"], default="minilm")
-    parser.add_argument("--n", type=int, default=500, help="test reviews in the file")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each candidate")
-    parser.add_argument("--latency-reps", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
-
+def measure_space(
+    model_dir: Path, typical: str, warm_csv: Path, reviews_csv: Path, n_texts: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The trivial Gradio round trip, then the Space: every engine on the same file, /predict, the model alone."""
     from gradio_client import handle_file
 
-    work = Path(tempfile.mkdtemp(prefix="space-bench-"))
-    reviews, source = load_reviews(args.n, args.seed)
-    model_dir = Path(args.model) if args.model else build_random_model(work / "model", args.shape, args.seed)
-    tag = Path(args.model).resolve().name if args.model else f"{args.shape}-random"
-    texts, gold = reviews["text"].tolist(), np.array([LABELS[int(g)] for g in reviews["label"]])
-    reviews_csv = work / "reviews.csv"
-    reviews[["label", "text"]].to_csv(reviews_csv, index=False)
-    warm_csv = work / "warm-up.csv"
-    reviews[["label", "text"]].head(16).to_csv(warm_csv, index=False)
-    lengths = np.array([len(t) for t in texts])
-    typical = texts[int(np.argsort(lengths)[len(lengths) // 2])]
-    cpu = cpu_description()
-    print(
-        f"{len(texts)} reviews from {source}; model {tag}; CPU {cpu['model']}, {cpu['cores']} cores",
-        flush=True,
-    )
-
-    # 1. The baseline, alone.
-    with Worker("pipeline", str(model_dir)) as baseline:
-        runs = [baseline.ask(texts) for _ in range(args.repeats)]
-        baseline_latency = [baseline.ask([typical])["wall"] * 1000 for _ in range(args.latency_reps)]
-    baseline_rates = [len(texts) / run["wall"] for run in runs]
-    labels = {BASELINE: np.array(runs[-1]["labels"])}
-    print(f"baseline: {spread(baseline_rates)} reviews/s", flush=True)
-
+    labels: dict[str, np.ndarray] = {}
     # 2. A Gradio function that does nothing: the floor of any /predict round trip.
     port = free_port()
     with Worker("trivial", "-", str(port)):
@@ -212,7 +182,7 @@ def main() -> None:
                 walls.append(time.perf_counter() - started)
                 forward.append(space.ask({"op": "forward"})["forward"] - before)
                 server.append(summary["seconds"])
-            rates[engine] = [len(texts) / w for w in walls]
+            rates[engine] = [n_texts / w for w in walls]
             labels[engine] = pd.read_csv(csv_path, keep_default_na=False)["predicted_label"].to_numpy()
             middle = int(np.argsort(walls)[len(walls) // 2])
             profile[engine] = {
@@ -234,9 +204,21 @@ def main() -> None:
             model_call[engine] = percentiles(model_ms)
             latency[f"/predict, {engine}"] = percentiles(predict_ms)
             latency[f"model call alone, {engine}"] = model_call[engine]
-        latency["baseline pipeline call"] = percentiles(baseline_latency)
         client.close()
 
+    return {"engines": engines, "default_engine": default_engine, "rates": rates, "labels": labels,
+            "profile": profile, "latency": latency, "model_call": model_call,
+            "startup_timings": space.ready["timings"]}  # fmt: skip
+
+
+def summarise(
+    args: argparse.Namespace, m: dict[str, Any], baseline_rates: list[float], baseline_labels: np.ndarray,
+    gold: np.ndarray, tag: str, source: Path, typical: str, cpu: dict[str, Any], n_texts: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The results file: each candidate's spread and speed-up, label agreement, accuracy, latency, checks."""
+    engines, default_engine, rates, profile = m["engines"], m["default_engine"], m["rates"], m["profile"]
+    latency, model_call = m["latency"], m["model_call"]
+    labels = {BASELINE: baseline_labels, **m["labels"]}
     base = float(np.median(baseline_rates))
     reference = labels.get("float", labels[BASELINE])
     rows = [
@@ -269,13 +251,13 @@ def main() -> None:
         "command": command.strip(),
         "model": tag,
         "trained": bool(args.model),
-        "reviews": len(texts),
+        "reviews": n_texts,
         "repeats": args.repeats,
         "source": str(source.relative_to(ROOT.parent)) if source.is_relative_to(ROOT.parent) else str(source),
         "median_review_chars": len(typical),
         "cpu": cpu,
         "default_engine": default_engine,
-        "startup_timings_ms": {e: round(s * 1000, 1) for e, s in space.ready["timings"].items()},
+        "startup_timings_ms": {e: round(s * 1000, 1) for e, s in m["startup_timings"].items()},
         "rows": rows,
         "latency_ms": latency,
         "checks": {
@@ -291,6 +273,49 @@ def main() -> None:
         },
         "load_average_at_end": round(os.getloadavg()[0], 2),
     }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="a saved classifier folder (a random model of --shape without it)")
+    parser.add_argument("--shape", choices=["distilbert", "minilm"], default="minilm")
+    parser.add_argument("--n", type=int, default=500, help="test reviews in the file")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each candidate")
+    parser.add_argument("--latency-reps", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+
+    work = Path(tempfile.mkdtemp(prefix="space-bench-"))
+    reviews, source = load_reviews(args.n, args.seed)
+    model_dir = Path(args.model) if args.model else build_random_model(work / "model", args.shape, args.seed)
+    tag = Path(args.model).resolve().name if args.model else f"{args.shape}-random"
+    texts, gold = reviews["text"].tolist(), np.array([LABELS[int(g)] for g in reviews["label"]])
+    reviews_csv = work / "reviews.csv"
+    reviews[["label", "text"]].to_csv(reviews_csv, index=False)
+    warm_csv = work / "warm-up.csv"
+    reviews[["label", "text"]].head(16).to_csv(warm_csv, index=False)
+    lengths = np.array([len(t) for t in texts])
+    typical = texts[int(np.argsort(lengths)[len(lengths) // 2])]
+    cpu = cpu_description()
+    print(
+        f"{len(texts)} reviews from {source}; model {tag}; CPU {cpu['model']}, {cpu['cores']} cores",
+        flush=True,
+    )
+
+    # 1. The baseline, alone.
+    with Worker("pipeline", str(model_dir)) as baseline:
+        runs = [baseline.ask(texts) for _ in range(args.repeats)]
+        baseline_latency = [baseline.ask([typical])["wall"] * 1000 for _ in range(args.latency_reps)]
+    baseline_rates = [len(texts) / run["wall"] for run in runs]
+    labels = {BASELINE: np.array(runs[-1]["labels"])}
+    print(f"baseline: {spread(baseline_rates)} reviews/s", flush=True)
+
+    measured = measure_space(model_dir, typical, warm_csv, reviews_csv, len(texts), args)
+    measured["latency"]["baseline pipeline call"] = percentiles(baseline_latency)
+    result = summarise(args, measured, baseline_rates, labels[BASELINE], gold, tag, source, typical, cpu, len(texts))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"space_speed_{tag}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -12,6 +12,7 @@ int8 forces the default; every engine stays selectable.
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 import os
 import sys
 import tempfile
@@ -284,6 +285,122 @@ Limits: {limits.describe()}. Requests that wait at the same time are run through
 """
 
 
+def _review_tab(limits: Limits) -> SimpleNamespace:
+    """The typed-review tab's components (created inside the caller's gr.Tab)."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            review = gr.Textbox(
+                label="Review",
+                lines=7,
+                placeholder="Paste a movie review…",
+                info=f"Up to {limits.max_chars:,} characters; long reviews are read in windows, not cut.",
+                elem_id="review",
+            )
+            classify = gr.Button("Classify", variant="primary")
+        with gr.Column(scale=2):
+            label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+            note = gr.Markdown(elem_id="prediction-note")
+    gr.Examples(
+        examples=[[text] for _, text in EXAMPLES],
+        inputs=[review],
+        example_labels=[name for name, _ in EXAMPLES],
+        label="Examples",
+    )
+    highlights = gr.HighlightedText(
+        label="Why: spans that pushed the prediction (green: towards positive, red: towards negative)",
+        color_map=HIGHLIGHT_COLORS,
+        show_legend=True,
+        show_inline_category=False,
+        elem_id="why",
+    )
+    why = gr.Markdown(elem_id="why-text")
+    with gr.Accordion("API result (JSON)", open=False):
+        result = gr.JSON(label="/predict")
+    return SimpleNamespace(review=review, classify=classify, label=label, note=note, highlights=highlights,
+                           why=why, result=result)  # fmt: skip
+
+
+def _file_tab(limits: Limits) -> SimpleNamespace:
+    """The file-upload tab's components (created inside the caller's gr.Tab)."""
+    gr.Markdown(
+        "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
+        "column is found by name, `text`, `review`, …, or choose it), `.xlsx` (the first sheet), or "
+        "`.jsonl` (one object per line). UTF-8, or UTF-16 with a byte-order mark. "
+        f"Limits: {limits.describe()}."
+    )
+    with gr.Row():
+        upload = gr.File(
+            label="Reviews file",
+            file_types=list(SUPPORTED_SUFFIXES),
+            type="filepath",
+            elem_id="upload",
+        )
+        with gr.Column():
+            column = gr.Dropdown([("Detect by name", "")], value="", label="Text column", allow_custom_value=True)
+            classify_file = gr.Button("Classify file", variant="primary")
+    file_summary = gr.Markdown(elem_id="file-summary")
+    with gr.Row():
+        histogram = gr.BarPlot(
+            x="P(positive)", y="reviews", title="Scores: P(positive) per review", sort="x", height=260
+        )
+        download = gr.File(
+            label="Results CSV: every row with its label and score",
+            interactive=False,
+            elem_id="download",
+        )
+    preview = gr.Dataframe(
+        label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False, wrap=True, elem_id="preview"
+    )
+    with gr.Accordion("API result (JSON)", open=False):
+        summary = gr.JSON(label="/predict_file summary")
+    return SimpleNamespace(upload=upload, column=column, classify_file=classify_file, file_summary=file_summary,
+                           histogram=histogram, download=download, preview=preview, summary=summary)  # fmt: skip
+
+
+def _wire_events(service: SpaceService, model: SentimentModel, engine: gr.Radio, t: SimpleNamespace,
+                 f: SimpleNamespace) -> None:  # fmt: skip
+    """The API endpoints (/predict, /explain, /predict_file, /predict_batch) and the views that follow them."""
+    predicted = t.classify.click(
+        service.predict,
+        [t.review, engine],
+        [t.result],
+        api_name="predict",
+        concurrency_limit=8,
+        concurrency_id="predict",
+    )
+    predicted.success(
+        functools.partial(prediction_view, max_length=model.max_length),
+        [t.result],
+        [t.label, t.note],
+        queue=False,
+        api_visibility="private",
+    )
+    predicted.success(
+        service.explain,
+        [t.review, engine],
+        [t.highlights, t.why],
+        api_name="explain",
+        concurrency_limit=2,
+    )
+    f.upload.upload(service.file_columns, [f.upload], [f.column], queue=False, api_visibility="private")
+    classified = f.classify_file.click(
+        service.predict_file,
+        [f.upload, f.column, engine],
+        [f.download, f.summary],
+        api_name="predict_file",
+        concurrency_limit=2,
+        show_progress_on=[f.file_summary],
+    )
+    classified.success(
+        file_view,
+        [f.download, f.summary],
+        [f.preview, f.file_summary, f.histogram],
+        queue=False,
+        api_visibility="private",
+    )
+    gr.api(service.predict_batch, api_name="predict_batch", concurrency_limit=4)
+
+
 def build_app(
     model: SentimentModel, limits: Limits | None = None, default_engine: str | None = None
 ) -> gr.Blocks:
@@ -309,111 +426,12 @@ def build_app(
             info=engine_note(timings, default_engine, bool(forced), len(EXAMPLES)),
         )
         with gr.Tab("Review"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    review = gr.Textbox(
-                        label="Review",
-                        lines=7,
-                        placeholder="Paste a movie review…",
-                        info=f"Up to {limits.max_chars:,} characters; long reviews are read in windows, not cut.",
-                        elem_id="review",
-                    )
-                    classify = gr.Button("Classify", variant="primary")
-                with gr.Column(scale=2):
-                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
-                    note = gr.Markdown(elem_id="prediction-note")
-            gr.Examples(
-                examples=[[text] for _, text in EXAMPLES],
-                inputs=[review],
-                example_labels=[name for name, _ in EXAMPLES],
-                label="Examples",
-            )
-            highlights = gr.HighlightedText(
-                label="Why: spans that pushed the prediction (green: towards positive, red: towards negative)",
-                color_map=HIGHLIGHT_COLORS,
-                show_legend=True,
-                show_inline_category=False,
-                elem_id="why",
-            )
-            why = gr.Markdown(elem_id="why-text")
-            with gr.Accordion("API result (JSON)", open=False):
-                result = gr.JSON(label="/predict")
+            typed = _review_tab(limits)
         with gr.Tab("File upload"):
-            gr.Markdown(
-                "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
-                "column is found by name, `text`, `review`, …, or choose it), `.xlsx` (the first sheet), or "
-                "`.jsonl` (one object per line). UTF-8, or UTF-16 with a byte-order mark. "
-                f"Limits: {limits.describe()}."
-            )
-            with gr.Row():
-                upload = gr.File(
-                    label="Reviews file",
-                    file_types=list(SUPPORTED_SUFFIXES),
-                    type="filepath",
-                    elem_id="upload",
-                )
-                with gr.Column():
-                    column = gr.Dropdown(
-                        [("Detect by name", "")], value="", label="Text column", allow_custom_value=True
-                    )
-                    classify_file = gr.Button("Classify file", variant="primary")
-            file_summary = gr.Markdown(elem_id="file-summary")
-            with gr.Row():
-                histogram = gr.BarPlot(
-                    x="P(positive)", y="reviews", title="Scores: P(positive) per review", sort="x", height=260
-                )
-                download = gr.File(
-                    label="Results CSV: every row with its label and score",
-                    interactive=False,
-                    elem_id="download",
-                )
-            preview = gr.Dataframe(
-                label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False, wrap=True, elem_id="preview"
-            )
-            with gr.Accordion("API result (JSON)", open=False):
-                summary = gr.JSON(label="/predict_file summary")
+            files_tab = _file_tab(limits)
         with gr.Tab("API"):
             gr.Markdown(api_help(limits, list(model.engines)))
-
-        predicted = classify.click(
-            service.predict,
-            [review, engine],
-            [result],
-            api_name="predict",
-            concurrency_limit=8,
-            concurrency_id="predict",
-        )
-        predicted.success(
-            functools.partial(prediction_view, max_length=model.max_length),
-            [result],
-            [label, note],
-            queue=False,
-            api_visibility="private",
-        )
-        predicted.success(
-            service.explain,
-            [review, engine],
-            [highlights, why],
-            api_name="explain",
-            concurrency_limit=2,
-        )
-        upload.upload(service.file_columns, [upload], [column], queue=False, api_visibility="private")
-        classified = classify_file.click(
-            service.predict_file,
-            [upload, column, engine],
-            [download, summary],
-            api_name="predict_file",
-            concurrency_limit=2,
-            show_progress_on=[file_summary],
-        )
-        classified.success(
-            file_view,
-            [download, summary],
-            [preview, file_summary, histogram],
-            queue=False,
-            api_visibility="private",
-        )
-        gr.api(service.predict_batch, api_name="predict_batch", concurrency_limit=4)
+        _wire_events(service, model, engine, typed, files_tab)
 
     return demo.queue(max_size=64, default_concurrency_limit=2)
 

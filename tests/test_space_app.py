@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -32,18 +31,12 @@ sys.path.insert(0, str(SPACE))
 import app
 import classifier
 import files
-from conftest import build_tiny_model
+from conftest import build_tiny_model, free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 # Small limits keep the bad-input files small; the messages are the same as with the defaults.
 TEST_LIMITS = files.Limits(max_bytes=1024 * 1024, max_rows=50, max_chars=30_000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

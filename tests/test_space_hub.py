@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from huggingface_hub import HfApi
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "space"
 MODEL_CARD = "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n# tiny test model\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
