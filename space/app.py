@@ -33,7 +33,7 @@ from classifier import (
 from examples import EXAMPLES
 from files import (
     SUPPORTED_SUFFIXES,
-    FileProblem,
+    SpaceError,
     Limits,
     detect_column,
     list_columns,
@@ -127,7 +127,7 @@ class SpaceService:
         path = Path(file)
         try:
             table = read_reviews(path, text_column or None, self.limits)
-        except FileProblem as exc:
+        except SpaceError as exc:
             raise gr.Error(str(exc)) from None
         texts = table.texts
         predictions: list[dict[str, object] | None] = [None] * len(texts)

@@ -19,16 +19,14 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
+from files import SpaceError
+
 SPACE_DIR = Path(__file__).resolve().parent
 # Local-only files: the deploy and screenshot scripts, caches, and anything a local run leaves behind.
 IGNORE = ("deploy.py", "screenshot.py", "__pycache__", "*.pyc", ".*", "flagged", ".gradio")
 # The HTTP library's base error (connection refused, timeouts): HfHubHTTPError's parent in 1.x and 2.x.
 TRANSPORT_ERROR: type[Exception] = HfHubHTTPError.__bases__[0]
 MODELS_LINE = re.compile(r"^models:.*(\n[ \t]+-.*)*", re.MULTILINE)
-
-
-class DeployError(Exception):
-    """Deploying failed; the message is one sentence for the user, without the token."""
 
 
 def space_files(folder: Path = SPACE_DIR) -> list[Path]:
@@ -45,7 +43,7 @@ def readme_for(model_id: str, readme: str) -> str:
     """The Space README with its front matter's `models:` naming the model the Space serves."""
     front, sep, rest = readme.partition("\n---\n")
     if not front.startswith("---\n") or not sep:
-        raise DeployError("space/README.md has no YAML front matter between --- lines.")
+        raise SpaceError("space/README.md has no YAML front matter between --- lines.")
     line = f"models:\n  - {model_id}"
     front = MODELS_LINE.sub(line, front) if MODELS_LINE.search(front) else f"{front}\n{line}"
     return front + sep + rest
@@ -55,9 +53,9 @@ def deploy(repo_id: str, model_id: str, private: bool, token: str | None = None)
     """Create or update the Space and point it at `model_id`; returns the Space's URL."""
     token = token or get_token()
     if not token:
-        raise DeployError("No Hugging Face token found: set HF_TOKEN or log in with `hf auth login`.")
+        raise SpaceError("No Hugging Face token found: set HF_TOKEN or log in with `hf auth login`.")
     if repo_id.count("/") != 1 or model_id.count("/") != 1:
-        raise DeployError("--repo_id and --model_id must both look like user/name.")
+        raise SpaceError("--repo_id and --model_id must both look like user/name.")
     api = HfApi(token=token)
     try:
         api.whoami()
@@ -84,9 +82,9 @@ def deploy(repo_id: str, model_id: str, private: bool, token: str | None = None)
         )
         api.add_space_variable(repo_id, "MODEL_ID", model_id, description="Hub model the Space serves")
     except HfHubHTTPError as exc:
-        raise DeployError(_explain(exc, repo_id)) from None
+        raise SpaceError(_explain(exc, repo_id)) from None
     except (TRANSPORT_ERROR, ConnectionError) as exc:
-        raise DeployError(
+        raise SpaceError(
             f"Could not reach the Hub ({type(exc).__name__}): check the network and HF_ENDPOINT."
         ) from None
     return str(url)
@@ -118,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         url = deploy(args.repo_id, args.model_id, args.private)
-    except DeployError as exc:
+    except SpaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Deployed {args.repo_id} serving {args.model_id}: {url}")

@@ -3,7 +3,7 @@
 People upload what their tools write: Excel saves CSV with semicolons in many locales, "Unicode
 text" as UTF-16 with tabs, and workbooks as .xlsx. So text files are decoded by their byte-order
 mark (UTF-8 without one), delimited files have their delimiter sniffed, and a workbook's first
-sheet is read like a CSV. Every problem with a file raises `FileProblem` with one sentence a person
+sheet is read like a CSV. Every problem with a file raises `SpaceError` with one sentence a person
 can act on; the UI and the API turn it into a `gr.Error`.
 """
 
@@ -55,8 +55,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class FileProblem(ValueError):
-    """An uploaded file the Space cannot classify; the message says why and what to do."""
+class SpaceError(ValueError):
+    """The Space's one error type: an input it cannot use (an upload, a deploy setting, a token).
+
+    The message is one sentence for the person, saying what is wrong and what to do; it never holds a token.
+    """
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,12 @@ def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewT
     """Read an uploaded file into a `ReviewTable`, checking every limit before the model runs."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise FileProblem(
+        raise SpaceError(
             f"'{path.name}' is not a supported file type: upload {', '.join(SUPPORTED_SUFFIXES)}."
         )
     size = path.stat().st_size
     if size > limits.max_bytes:
-        raise FileProblem(
+        raise SpaceError(
             f"'{path.name}' is {size / 1024 / 1024:.1f} MB; the limit is "
             f"{limits.max_bytes / 1024 / 1024:g} MB. Split it into smaller files."
         )
@@ -105,7 +108,7 @@ def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewT
     else:
         text = _decode(path.read_bytes(), path.name)
         if not text.strip():
-            raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
+            raise SpaceError(f"'{path.name}' is empty: there are no reviews to classify.")
         if suffix == ".jsonl":
             table = _read_jsonl(text, path.name, text_column)
         elif (sep := _delimiter(text, suffix)) is None:
@@ -124,14 +127,14 @@ def _decode(data: bytes, name: str) -> str:
     """
     encoding = next((codec for bom, codec in BOMS if data.startswith(bom)), None)
     if encoding is None and b"\x00" in data[:8192]:
-        raise FileProblem(
+        raise SpaceError(
             f"'{name}' looks like a binary file, not text: upload reviews as UTF-8 text "
             "(or UTF-16 with a byte-order mark, Excel's 'Unicode text')."
         )
     try:
         return data.decode(encoding or "utf-8")
     except UnicodeDecodeError as exc:
-        raise FileProblem(
+        raise SpaceError(
             f"'{name}' is not {(encoding or 'utf-8').upper().removesuffix('-SIG')} text "
             f"(byte 0x{data[exc.start]:02x} at position {exc.start:,}): save it as UTF-8 and upload it again."
         ) from None
@@ -180,12 +183,12 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False, na_filter=False)
     except Exception as exc:  # noqa: BLE001 - openpyxl and zipfile raise many kinds for a bad workbook
-        raise FileProblem(
+        raise SpaceError(
             f"'{path.name}' could not be read as an Excel workbook ({type(exc).__name__}): "
             "save it again as .xlsx, or as CSV."
         ) from None
     if frame.empty and not len(frame.columns):
-        raise FileProblem(f"'{path.name}' is empty: there are no reviews to classify.")
+        raise SpaceError(f"'{path.name}' is empty: there are no reviews to classify.")
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -194,7 +197,7 @@ def _choose_column(columns: Sequence[str], requested: str | None, name: str) -> 
     """The user's column if given, else the first column whose name says it holds review text."""
     if requested:
         if requested not in columns:
-            raise FileProblem(
+            raise SpaceError(
                 f"'{name}' has no column '{requested}'; its columns are: {', '.join(map(str, columns))}."
             )
         return requested
@@ -202,7 +205,7 @@ def _choose_column(columns: Sequence[str], requested: str | None, name: str) -> 
     for candidate in TEXT_COLUMN_NAMES:
         if candidate in by_name:
             return by_name[candidate]
-    raise FileProblem(
+    raise SpaceError(
         f"'{name}' has no text column: none of its columns ({', '.join(map(str, columns))}) is called "
         f"{', '.join(TEXT_COLUMN_NAMES[:3])}, …; rename one, or choose it under 'Text column'."
     )
@@ -213,7 +216,7 @@ def _read_delimited(text: str, name: str, sep: str, requested: str | None) -> Re
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, csv.Error) as exc:
         kind = "TSV" if sep == "\t" else f"CSV separated by '{sep}'"
-        raise FileProblem(f"'{name}' could not be read as {kind}: {exc}".strip()) from None
+        raise SpaceError(f"'{name}' could not be read as {kind}: {exc}".strip()) from None
     return ReviewTable(frame, _choose_column([str(c) for c in frame.columns], requested, name))
 
 
@@ -226,9 +229,9 @@ def _read_jsonl(text: str, name: str, requested: str | None) -> ReviewTable:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise FileProblem(f"Line {number} of '{name}' is not valid JSON: {exc.msg}.") from None
+            raise SpaceError(f"Line {number} of '{name}' is not valid JSON: {exc.msg}.") from None
         if not isinstance(value, (dict, str)):
-            raise FileProblem(f"Line {number} of '{name}' is not a JSON object or string.")
+            raise SpaceError(f"Line {number} of '{name}' is not a JSON object or string.")
         records.append(value)
     keys = list(dict.fromkeys(str(k) for r in records if isinstance(r, dict) for k in r))
     column = _choose_column(keys, requested, name) if keys else (requested or "text")
@@ -242,16 +245,16 @@ def _read_jsonl(text: str, name: str, requested: str | None) -> ReviewTable:
 def _check_rows(table: ReviewTable, name: str, limits: Limits) -> None:
     rows = len(table.frame)
     if rows > limits.max_rows:
-        raise FileProblem(
+        raise SpaceError(
             f"'{name}' has {rows:,} reviews; the limit is {limits.max_rows:,} per file. "
             "Split it into smaller files."
         )
     if not any(t.strip() for t in table.texts):
-        raise FileProblem(f"'{name}' has no review text in column '{table.text_column}'.")
+        raise SpaceError(f"'{name}' has no review text in column '{table.text_column}'.")
     lengths = [len(t) for t in table.texts]
     longest = int(np.argmax(lengths))
     if lengths[longest] > limits.max_chars:
-        raise FileProblem(
+        raise SpaceError(
             f"Review {longest + 1:,} in '{name}' is {lengths[longest]:,} characters long; "
             f"the limit is {limits.max_chars:,} per review."
         )
@@ -347,5 +350,5 @@ def detect_column(columns: Sequence[str]) -> str | None:
     """The column `read_reviews` would pick by name, or None."""
     try:
         return _choose_column(columns, None, "")
-    except FileProblem:
+    except SpaceError:
         return None
