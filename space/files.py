@@ -186,7 +186,7 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
         raise SpaceError(
             f"'{path.name}' could not be read as an Excel workbook ({type(exc).__name__}): "
             "save it again as .xlsx, or as CSV."
-        ) from None
+        ) from exc
     if frame.empty and not len(frame.columns):
         raise SpaceError(f"'{path.name}' is empty: there are no reviews to classify.")
     frame.columns = [str(c) for c in frame.columns]

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,39 +30,11 @@ sys.path.insert(0, str(SPACE))
 import app
 import classifier
 import files
-from conftest import build_tiny_model, free_port
+from conftest import free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-# Small limits keep the bad-input files small; the messages are the same as with the defaults.
-TEST_LIMITS = files.Limits(max_bytes=1024 * 1024, max_rows=50, max_chars=30_000)
-
-
-@pytest.fixture(scope="session")
-def space_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random model whose P(positive) differs clearly between reviews (0.25-0.7 on the
-    sample), so a test can tell one review's answer from another's."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-spread"), initializer_range=0.2)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(space_model_dir: Path) -> classifier.SentimentModel:
-    return classifier.SentimentModel(str(space_model_dir))
-
-
-@pytest.fixture(scope="session")
-def space_url(tiny_model: classifier.SentimentModel) -> Iterator[str]:
-    """The Space on the tiny model, launched in this process on a free localhost port."""
-    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="session")
-def client(space_url: str) -> Client:
-    return Client(space_url, verbose=False)
+from space_fixtures import TEST_LIMITS
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from screenshot import CHROMIUM_ARGS  # space/ is on sys.path once test_space_app is imported
-from test_space_app import client, space_url, tiny_model  # noqa: F401  (the launched app, shared)
+from screenshot import CHROMIUM_ARGS  # space/ is on sys.path (tests/space_fixtures.py)
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 60_000

@@ -67,6 +67,13 @@ def test_full_run_writes_pipeline_ready_model_and_results(full_run: Path) -> Non
     assert list(full_run.glob("checkpoint-*")) == []
 
 
+def test_shared_tiny_model_scores_reviews_differently(tiny_model_dir: Path, sample_dir: Path) -> None:
+    texts = [t[:400] for t in pd.read_parquet(sample_dir / "test.parquet")["text"].head(12)]
+    scores = classify(tiny_model_dir, texts)
+    positive = [next(s["score"] for s in row if s["label"] == "POSITIVE") for row in scores]
+    assert max(positive) - min(positive) > 0.1
+
+
 def test_lora_run_saves_merged_model_and_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "lora"
     train_main(tiny_args(tiny_model_dir, out, "--method", "lora", "--lora_r", "4", "--learning_rate", "1e-3"))

@@ -1,0 +1,53 @@
+"""The Space launched for the tests, shared by every Space test module (registered in conftest.py).
+
+A pytest plugin rather than fixtures in one test module, so that no test module imports another.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+SPACE = Path(__file__).resolve().parent.parent / "space"
+sys.path.insert(0, str(SPACE))  # space/ is deployed alone and imports its siblings by bare name
+
+import app  # noqa: E402
+import classifier  # noqa: E402
+import files  # noqa: E402
+from conftest import free_port  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+# Small limits keep the bad-input files small; the messages are the same as with the defaults.
+TEST_LIMITS = files.Limits(max_bytes=1024 * 1024, max_rows=50, max_chars=30_000)
+
+
+@pytest.fixture(scope="session")
+def space_model_dir(tiny_model_dir: Path) -> Path:
+    """The shared tiny model (conftest.py), whose P(positive) differs clearly between reviews, so a test
+    can tell one review's answer from another's."""
+    return tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model(space_model_dir: Path) -> classifier.SentimentModel:
+    return classifier.SentimentModel(str(space_model_dir))
+
+
+@pytest.fixture(scope="session")
+def space_url(tiny_model: classifier.SentimentModel) -> Iterator[str]:
+    """The Space on the tiny model, launched in this process on a free localhost port."""
+    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(space_url: str) -> Client:
+    return Client(space_url, verbose=False)
