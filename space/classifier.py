@@ -277,7 +277,7 @@ class SentimentModel:
         """Softmax probabilities for each window, computed in length-sorted, padding-light batches.
 
         A batch holds at most `max_batch_tokens` padded tokens (eight full windows by default):
-        short texts run 2-2.5x faster batched on CPU, and under bf16 autocast fewer, larger calls
+        short texts run faster batched on CPU (bench/space_speed.py), and under bf16 autocast fewer, larger calls
         cast the weights fewer times; for long float32 windows the batch size makes no difference.
         """
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
