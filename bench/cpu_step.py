@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from bench.train_cpu_speed import cpu_features, default_model
-from train.results import cpu_model
+from bench.train_cpu_speed import default_model
+from train.results import cpu_features, cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import socket
 import subprocess
@@ -43,6 +42,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.random_models import build_random_model
+from train.results import cpu_features, cpu_model
 
 FULL_TEST = ROOT.parent / "shared" / "data" / "imdb" / "test.parquet"
 SAMPLE_TEST = ROOT / "data" / "imdb_sample" / "test.parquet"
@@ -63,14 +63,9 @@ def load_reviews(n: int, seed: int) -> tuple[pd.DataFrame, Path]:
 
 def cpu_description() -> dict[str, object]:
     """The CPU model and the instruction sets the engines' speed depends on."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(
-        line.split(":", 1) for line in info.splitlines() if ":" in line and line.split(":", 1)[0].strip()
-    )
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
+    flags = set(cpu_features())
     return {
-        "model": fields.get("model name", platform.processor() or "unknown"),
+        "model": cpu_model(),
         "cores": os.cpu_count(),
         "avx512_bf16": "avx512_bf16" in flags,
         "amx": "amx_tile" in flags,

