@@ -84,7 +84,20 @@ class ModelArguments:
         },
     )
     attn_implementation: Optional[str] = field(
-        default=None, metadata={"help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager."}
+        default=None,
+        metadata={
+            "help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager (none: sdpa_or_matmul on CPU, "
+            "transformers' default on a GPU). sdpa_or_matmul is train/attention.py: plain matmul attention in the "
+            "autocast dtype while a batch's scores fit in the CPU's cache, SDPA for larger batches."
+        },
+    )
+    matmul_attention_max_mib: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Largest score tensor (batch x heads x length^2, MiB) that sdpa_or_matmul runs as plain matmul "
+            "attention; larger ones run SDPA (none: the CPU's last-level cache, where the two cross: "
+            "bench/results/cpu_step.md)."
+        },
     )
     dropout: Optional[float] = field(
         default=None,
@@ -409,4 +422,6 @@ def parse_config(argv: list[str] | None = None, preset: str | None = None) -> Co
         run.preset = preset
     elif preset_name:
         run.preset = preset_name
-    return Config(model=model, lora=lora, data=data, run=run, argv=list(sys.argv[1:] if argv is None else argv))
+    return Config(
+        model=model, lora=lora, data=data, run=run, argv=list(sys.argv[1:] if argv is None else argv)
+    )

@@ -15,6 +15,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from train import attention
 from train.config import LABELS, LoraArguments, ModelArguments
 from train.errors import UserError
 
@@ -55,9 +56,19 @@ def dropout_overrides(config: Any, args: ModelArguments) -> dict[str, float]:
     return overrides
 
 
+def attention_kernel(args: ModelArguments) -> str | None:
+    """The kernel to load with: the flag's, else the per-length CPU kernel where no GPU runs the step."""
+    if args.attn_implementation == attention.NAME or (
+        args.attn_implementation is None and not torch.cuda.is_available()
+    ):
+        return attention.register(args.matmul_attention_max_mib)
+    return args.attn_implementation
+
+
 def load_model(args: ModelArguments) -> PreTrainedModel:
     """Load in float32 for training: transformers 5 would otherwise keep a float16 checkpoint's dtype."""
-    kwargs = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
+    kernel = attention_kernel(args)
+    kwargs = {"attn_implementation": kernel} if kernel else {}
     try:
         config = AutoConfig.from_pretrained(
             args.model_name_or_path,

@@ -1,0 +1,88 @@
+"""The per-length CPU attention kernel (train/attention.py): same answers as SDPA, the kernel its length calls for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from train import attention
+from train.config import ModelArguments
+from train.data import load_file
+from train.modeling import attention_kernel, load_model
+
+
+def padded_batch(model_dir: Path, sample_dir: Path, max_length: int) -> dict[str, torch.Tensor]:
+    """Eight real reviews of different lengths, padded to the longest: the mask matters."""
+    reviews = load_file(sample_dir / "test.parquet")["text"][:8]
+    reviews[0], reviews[1] = reviews[0][:60], reviews[1][:200]  # shorter than the rest: padded
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer(reviews, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    assert (batch["attention_mask"] == 0).any()
+    return batch
+
+
+def logits(model_dir: Path, kernel: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, attn_implementation=kernel, dtype=torch.float32
+    ).eval()
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+@pytest.mark.parametrize("matmul_max_mib", [1024, 1e-4], ids=["matmul-path", "sdpa-path"])
+def test_same_logits_as_sdpa_on_padded_reviews(
+    tiny_model_dir: Path, sample_dir: Path, matmul_max_mib: float
+) -> None:
+    batch = padded_batch(tiny_model_dir, sample_dir, max_length=96)
+    expected = logits(tiny_model_dir, "sdpa", batch)
+    got = logits(tiny_model_dir, attention.register(matmul_max_mib), batch)
+    assert expected[:, 1].std() > 0.05  # reviews score differently, so a mask or order slip would show
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_kernel_chosen_by_batch_length(
+    tiny_model_dir: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    matmul, sdpa = attention.matmul_attention, attention.sdpa_attention_forward
+    monkeypatch.setattr(
+        attention, "matmul_attention", lambda *a, **k: calls.append("matmul") or matmul(*a, **k)
+    )
+    monkeypatch.setattr(
+        attention, "sdpa_attention_forward", lambda *a, **k: calls.append("sdpa") or sdpa(*a, **k)
+    )
+    kernel = attention.register(
+        0.25
+    )  # 8 reviews x 2 heads x 32^2 float32 scores fit in 0.25 MiB; x 96^2 do not
+    for length, expected in ((32, "matmul"), (96, "sdpa")):
+        calls.clear()
+        logits(tiny_model_dir, kernel, padded_batch(tiny_model_dir, sample_dir, max_length=length))
+        assert set(calls) == {expected}, f"batch of {length} tokens ran {calls}"
+
+
+def test_cpu_default_is_the_per_length_kernel_and_a_flag_overrides_it(tiny_model_dir: Path) -> None:
+    args = ModelArguments(model_name_or_path=str(tiny_model_dir), matmul_attention_max_mib=4)
+    assert not torch.cuda.is_available()
+    assert attention_kernel(args) == attention.NAME
+    model = load_model(args)
+    assert model.config._attn_implementation == attention.NAME
+    assert attention_kernel(ModelArguments(model_name_or_path="x", attn_implementation="eager")) == "eager"
+
+
+def test_saved_model_loads_without_the_kernel(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The kernel is a training-time choice: a saved model must not ask its users for it."""
+    load_model(ModelArguments(model_name_or_path=str(tiny_model_dir))).save_pretrained(tmp_path)
+    assert attention.NAME not in (tmp_path / "config.json").read_text()
+
+
+def test_budget_defaults_to_the_last_level_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index, size in (("index0", "48K"), ("index2", "1024K"), ("index3", "32768K")):
+        (tmp_path / index).mkdir()
+        (tmp_path / index / "size").write_text(size + "\n")
+    monkeypatch.setattr(attention, "LAST_LEVEL_CACHE", tmp_path)
+    assert attention.last_level_cache_mib() == 32
+    monkeypatch.setattr(attention, "LAST_LEVEL_CACHE", tmp_path / "absent")
+    assert attention.last_level_cache_mib() == attention.FALLBACK_CACHE_MIB
