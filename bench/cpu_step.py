@@ -3,7 +3,7 @@
     python -m bench.cpu_step                 # writes bench/results/cpu_step.{md,json}
 
 One process, the settings one after another: float32 against bf16 autocast, the checkpoint's
-dropout against attention dropout 0 and no dropout, SDPA against eager attention at three lengths,
+dropout against attention dropout 0 and no dropout, the attention kernels at five lengths,
 inference beside training, and the optimizer step alone (for-loop, foreach and fused AdamW). Each
 row is the median of --steps timed steps after two warm-up steps, repeated --repeats times with
 min / median / max over the repeats. These are the measurements behind the training command's CPU
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from bench.train_cpu_speed import default_model
+from train import attention
 from train.results import cpu_features, cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,8 @@ def load(
         overrides.update(hidden_dropout_prob=dropout, classifier_dropout=dropout)
     if attention_dropout is not None:
         overrides["attention_probs_dropout_prob"] = attention_dropout
+    if attn in ("matmul", attention.NAME):  # matmul: the same kernel with no size limit
+        attn = attention.register(math.inf if attn == "matmul" else None)
     return AutoModelForSequenceClassification.from_pretrained(
         model_dir, num_labels=2, dtype=torch.float32, attn_implementation=attn, **overrides
     )
@@ -128,13 +132,18 @@ def settings() -> list[dict[str, Any]]:
             rows.append(
                 {**base, "precision": precision, "dropout": dropout, "attention_dropout": attention_dropout}
             )
-    for attn in ("sdpa", "eager"):
-        for length in (128, 256, 512):
-            rows.append({**base, "precision": "bf16", "dropout": 0.0, "attention_dropout": 0.0,
-                         "attn": attn, "length": length, "batch": 16 if length < 512 else 8})  # fmt: skip
-    for precision in ("fp32", "bf16"):
-        rows.append({**base, "mode": "inference", "batch": 64, "precision": precision,
+    # Attention kernels: transformers' eager (float32 mask), plain matmul attention in bf16, SDPA, and the
+    # training command's CPU default, which picks one of the last two by the size of the score tensor.
+    fast = {**base, "precision": "bf16", "dropout": 0.0, "attention_dropout": 0.0}
+    rows.append({**fast, "attn": "eager"})
+    for length in (128, 256, 288, 320, 384):
+        rows += [{**fast, "attn": attn, "length": length} for attn in ("sdpa", "matmul")]
+    rows.append({**fast, "attn": "sdpa", "length": 512, "batch": 8})
+    for attn in ("sdpa", "matmul", attention.NAME):
+        rows.append({**base, "mode": "inference", "batch": 64, "precision": "bf16", "attn": attn,
                      "dropout": None, "attention_dropout": None})  # fmt: skip
+    rows.append({**base, "mode": "inference", "batch": 64, "precision": "fp32", "dropout": None,
+                 "attention_dropout": None})  # fmt: skip
     return rows
 
 

@@ -1,0 +1,52 @@
+"""The Space's int8 engine graph: ORT's fused transformer kernels on a BERT model, with float32's logits."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from bench.random_models import build_random_model
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "space"))
+
+import classifier  # noqa: E402
+
+
+def test_exported_bert_runs_fused_kernels_with_float_logits(tmp_path: Path) -> None:
+    model_dir = build_random_model(tmp_path / "bert", "tiny-bert", seed=0, initializer_range=0.2)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    serving_attention = model.config._attn_implementation
+    path = tmp_path / "model.onnx"
+    classifier.export_onnx(model, tokenizer, path)
+    assert (
+        model.config._attn_implementation == serving_attention
+    )  # the float and bf16 engines share the model
+    classifier.fuse_transformer_graph(path, model.config)
+
+    ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    layers = model.config.num_hidden_layers
+    assert ops["Attention"] == layers and ops["SkipLayerNormalization"] == 2 * layers, ops
+    assert ops["Softmax"] == 0  # no attention left unfused
+
+    reviews = pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(6).tolist()
+    reviews[0] = reviews[0][:80]  # a short one, so the batch is padded
+    batch = tokenizer(reviews, truncation=True, max_length=64, padding=True, return_tensors="np")
+    assert (batch["attention_mask"] == 0).any()
+    inputs = {
+        "input_ids": batch["input_ids"].astype(np.int64),
+        "attention_mask": batch["attention_mask"].astype(np.int64),
+    }
+    fused = classifier.ort_session(path, threads=1).run(None, inputs)[0]
+    with torch.no_grad():
+        expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+    assert expected[:, 1].std() > 0.05  # the reviews score differently: a mask or order slip would show
+    np.testing.assert_allclose(fused, expected, atol=1e-4, rtol=1e-3)
