@@ -36,6 +36,9 @@ def test_exported_bert_runs_fused_kernels_with_float_logits(tmp_path: Path) -> N
     layers = model.config.num_hidden_layers
     assert ops["Attention"] == layers and ops["SkipLayerNormalization"] == 2 * layers, ops
     assert ops["Softmax"] == 0  # no attention left unfused
+    # Kept float32 by the int8 engine: exactly the second feed-forward projection of every block.
+    kept = classifier.ffn_output_matmuls(path)
+    assert len(kept) == layers and all("/output/dense/" in n and "attention" not in n for n in kept), kept
 
     reviews = pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(6).tolist()
     reviews[0] = reviews[0][:80]  # a short one, so the batch is padded
