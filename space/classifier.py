@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ ENGINE_LABELS = {
 AUTO_ENGINES = (ENGINE_FLOAT, ENGINE_BF16, ENGINE_INT8)
 # Engines whose arithmetic depends on the batch: dynamic quantisation picks one activation scale
 # per batch, so these run one window at a time and a review's score never depends on what else
-# was in the queue (measured no slower on CPU: bench/results/space_speed_*.md).
+# was in the queue; the windows are spread over one single-threaded worker per core.
 PER_WINDOW_ENGINES = {ENGINE_INT8}
 
 # Tokens shared by consecutive windows of a long review, so a sentence cut at a window edge is
@@ -277,7 +277,7 @@ class SentimentModel:
                 self.engines[engine] = torch_logits_fn(model, autocast=torch.bfloat16)
             elif engine == ENGINE_INT8:
                 try:
-                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, torch.get_num_threads())
+                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, 1)
                 except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
                     print(
                         f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
@@ -291,6 +291,7 @@ class SentimentModel:
         self.timings: dict[str, float] = {}
         self.per_window = set(PER_WINDOW_ENGINES) & set(self.engines)
         self._tokenizer_lock = threading.Lock()
+        self._window_workers = ThreadPoolExecutor(torch.get_num_threads(), thread_name_prefix="window-worker")
 
     def add_engine(self, name: str, logits_fn: LogitsFn, per_window: bool = False) -> None:
         """Register another engine (the benchmark adds its candidates this way)."""
@@ -333,18 +334,18 @@ class SentimentModel:
             )
         return enc["input_ids"], [int(i) for i in enc["overflow_to_sample_mapping"]]
 
-    def _window_probabilities(
-        self, windows: list[list[int]], logits_fn: LogitsFn, max_batch: int
-    ) -> np.ndarray:
-        """Softmax probabilities for each window, computed in length-sorted, padding-light batches.
+    def _batches(
+        self, windows: list[list[int]], max_batch: int
+    ) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+        """Length-sorted, padding-light batches: (window indices, input ids, attention mask).
 
         A batch holds at most `max_batch_tokens` padded tokens (eight full windows by default):
         short texts run faster batched on CPU (bench/space_speed.py), and under bf16 autocast fewer, larger calls
         cast the weights fewer times; for long float32 windows the batch size makes no difference.
         """
-        probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0
+        batches = []
         start = 0
         while start < len(order):
             longest = len(windows[order[start]])
@@ -353,16 +354,34 @@ class SentimentModel:
             ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), longest), dtype=np.int64)
             for row, index in enumerate(batch):
-                window = windows[index]
-                ids[row, : len(window)] = window
-                mask[row, : len(window)] = 1
-            started = time.perf_counter()
-            logits = logits_fn(ids, mask).astype(np.float64)
-            self.forward_seconds += time.perf_counter() - started
+                ids[row, : len(windows[index])] = windows[index]
+                mask[row, : len(windows[index])] = 1
+            batches.append((batch, ids, mask))
+            start += size
+        return batches
+
+    def _window_probabilities(self, windows: list[list[int]], engine: str) -> np.ndarray:
+        """Softmax probabilities for each window.
+
+        A per-window engine's calls are spread over one single-threaded worker per core: on small
+        one-window calls that keeps both cores busier than one call using both (bench/space_speed.py);
+        each window's result is the same either way, since no call sees another's.
+        """
+        logits_fn = self.engines[engine]
+        per_window = engine in self.per_window
+        batches = self._batches(windows, 1 if per_window else self.max_batch_size)
+        started = time.perf_counter()
+        if per_window:
+            all_logits = list(self._window_workers.map(lambda b: logits_fn(b[1], b[2]), batches))
+        else:
+            all_logits = [logits_fn(ids, mask) for _, ids, mask in batches]
+        self.forward_seconds += time.perf_counter() - started
+        probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
+        for (batch, _, _), logits in zip(batches, all_logits):
+            logits = logits.astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)
             exp = np.exp(logits)
             probs[batch] = exp / exp.sum(axis=1, keepdims=True)
-            start += size
         return probs
 
     def predict(self, texts: Sequence[str], engine: str = ENGINE_FLOAT) -> list[Prediction]:
@@ -372,10 +391,8 @@ class SentimentModel:
         """
         if not texts:
             return []
-        logits_fn = self.engines[engine]
         windows, owner = self.windows([clean_text(t) for t in texts])
-        max_batch = 1 if engine in self.per_window else self.max_batch_size
-        probs = self._window_probabilities(windows, logits_fn, max_batch)
+        probs = self._window_probabilities(windows, engine)
         totals = np.zeros((len(texts), len(self.labels)))
         counts = np.zeros(len(texts), dtype=np.int64)
         tokens = np.zeros(len(texts), dtype=np.int64)
