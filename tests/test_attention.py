@@ -1,4 +1,4 @@
-"""The per-length CPU attention kernel (train/attention.py): same answers as SDPA, the kernel its length calls for."""
+"""The per-size CPU attention kernel (train/attention.py): same answers as SDPA, the kernel its size calls for."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_same_logits_as_sdpa_on_padded_reviews(
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-def test_kernel_chosen_by_batch_length(
+def test_kernel_chosen_by_score_size(
     tiny_model_dir: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
@@ -54,16 +54,15 @@ def test_kernel_chosen_by_batch_length(
     monkeypatch.setattr(
         attention, "sdpa_attention_forward", lambda *a, **k: calls.append("sdpa") or sdpa(*a, **k)
     )
-    kernel = attention.register(
-        0.25
-    )  # 8 reviews x 2 heads x 32^2 float32 scores fit in 0.25 MiB; x 96^2 do not
+    # 8 reviews x 2 heads x 32^2 float32 scores fit in 0.25 MiB; x 96^2 do not.
+    kernel = attention.register(0.25)
     for length, expected in ((32, "matmul"), (96, "sdpa")):
         calls.clear()
         logits(tiny_model_dir, kernel, padded_batch(tiny_model_dir, sample_dir, max_length=length))
         assert set(calls) == {expected}, f"batch of {length} tokens ran {calls}"
 
 
-def test_cpu_default_is_the_per_length_kernel_and_a_flag_overrides_it(tiny_model_dir: Path) -> None:
+def test_cpu_default_is_the_per_size_kernel_and_a_flag_overrides_it(tiny_model_dir: Path) -> None:
     args = ModelArguments(model_name_or_path=str(tiny_model_dir), matmul_attention_max_mib=4)
     assert not torch.cuda.is_available()
     assert attention_kernel(args) == attention.NAME

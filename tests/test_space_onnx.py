@@ -27,9 +27,8 @@ def test_exported_bert_runs_fused_kernels_with_float_logits(tmp_path: Path) -> N
     serving_attention = model.config._attn_implementation
     path = tmp_path / "model.onnx"
     classifier.export_onnx(model, tokenizer, path)
-    assert (
-        model.config._attn_implementation == serving_attention
-    )  # the float and bf16 engines share the model
+    # The float and bf16 engines share the model: it must get its serving attention back.
+    assert model.config._attn_implementation == serving_attention
     classifier.fuse_transformer_graph(path, model.config)
 
     ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)

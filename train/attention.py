@@ -4,9 +4,9 @@ Why by hand: on CPU, PyTorch's fused attention (SDPA's flash kernel) has a backw
 vectorised for the 32-wide heads of small encoders, and costs a third of a bf16 training step at 256 tokens;
 three matmuls and a softmax run the same step faster, until the batch's score matrices (batch x heads x
 length x length) outgrow the last-level cache and the fused kernel wins again (bench/results/cpu_step.md,
-the attention rows). So the choice is made per call, by the size of the score tensor against the cache. transformers' own `eager` kernel
-is no substitute: it adds a float32 mask to the bf16 scores, which promotes the whole softmax to float32 and
-makes it slower than SDPA at every length. transformers lets a kernel be registered under a name
+the attention rows). So the choice is made per call, by the size of the score tensor against the cache.
+transformers' own `eager` kernel is no substitute: it adds a float32 mask to the bf16 scores, which
+promotes the whole softmax to float32 and loses most of what bf16 gains. transformers lets a kernel be registered under a name
 (`AttentionInterface`), which is how this one is plugged in; the saved model does not depend on it.
 """
 

@@ -57,7 +57,7 @@ def dropout_overrides(config: Any, args: ModelArguments) -> dict[str, float]:
 
 
 def attention_kernel(args: ModelArguments) -> str | None:
-    """The kernel to load with: the flag's, else the per-length CPU kernel where no GPU runs the step."""
+    """The kernel to load with: the flag's, else the per-size CPU kernel where no GPU runs the step."""
     if args.attn_implementation == attention.NAME or (
         args.attn_implementation is None and not torch.cuda.is_available()
     ):
