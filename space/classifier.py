@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,21 +121,39 @@ class _Logits(torch.nn.Module):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def fuse_transformer_graph(path: Path, config: object) -> None:
+# ONNX Runtime's fused kernels that are slower on CPU than the operators they replace, so neither
+# its offline transformer optimizer nor a session's own graph optimizer may introduce them: with
+# onnxruntime 1.32, SkipLayerNormalization is several times slower than the Add + LayerNormalization
+# it replaces, and BiasGelu slower than Add + Gelu (`python -m bench.space_engine_ops` measures each
+# kernel and the whole int8 engine both ways on the host it runs on; bench/results/space_engine_ops.md).
+SLOW_FUSIONS = {
+    # FusionOptions attribute of the offline optimizer -> the session optimizer that fuses the same pattern
+    "enable_skip_layer_norm": "SkipLayerNormFusion",
+    "enable_bias_skip_layer_norm": "SkipLayerNormFusion",
+    "enable_bias_gelu": "BiasGeluFusion",
+}
+
+
+def fuse_transformer_graph(path: Path, config: object, avoid: Collection[str] = tuple(SLOW_FUSIONS)) -> None:
     """Rewrite an exported encoder in place with ONNX Runtime's fused operators for transformers.
 
     The exported graph computes attention, LayerNorm and GELU as dozens of small operators each;
-    ORT's transformer optimizer replaces them with its fused `Attention`, `SkipLayerNormalization`,
-    `BiasGelu` and `EmbedLayerNormalization` kernels, and quantisation then turns `Attention` into
-    the int8 `QAttention`. Where a pattern is not recognised, that part stays as exported.
+    ORT's transformer optimizer replaces them with its fused `Attention`, `LayerNormalization`,
+    `Gelu` and `EmbedLayerNormalization` kernels, and quantisation then turns `Attention` into the
+    int8 `QAttention`. The fusions in SLOW_FUSIONS are left out. Where a pattern is not recognised,
+    that part stays as exported.
     """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    for name in avoid:
+        setattr(options, name, False)
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
-    optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(
-        str(path)
-    )
+    optimize_model(
+        str(path), model_type="bert", num_heads=heads, hidden_size=hidden, optimization_options=options
+    ).save_model_to_file(str(path))
 
 
 def export_onnx(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
@@ -165,14 +183,27 @@ def export_onnx(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, path
         model.set_attn_implementation(serving_attention)
 
 
-def ort_session(path: Path, threads: int):  # noqa: ANN201 - onnxruntime is imported late, as an optional engine
+def ort_session(
+    path: Path, threads: int, avoid: Collection[str] = tuple(SLOW_FUSIONS), save_optimized: Path | None = None
+):
+    """A CPU session on `threads` threads whose graph optimizer leaves out the fusions named in `avoid`.
+
+    `save_optimized`: where to write the graph as the session runs it, for tests and benchmarks to inspect.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if save_optimized is not None:
+        options.optimized_model_filepath = str(save_optimized)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=sorted({SLOW_FUSIONS[name] for name in avoid}),
+    )
 
 
 GELU_OPS = {"Gelu", "BiasGelu", "FastGelu"}
@@ -192,22 +223,25 @@ def ffn_output_matmuls(path: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "MatMul" and gelu_outputs & set(node.input)]
 
 
-def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int) -> LogitsFn:
-    """Export `model` to ONNX, fuse its transformer blocks, quantise weights to int8 per output channel, serve with ORT.
+def build_int8_onnx(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    avoid: Collection[str] = tuple(SLOW_FUSIONS),
+) -> Path:
+    """Export `model` to ONNX in `folder`, fuse its transformer blocks, quantise it to int8; the int8 file.
 
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
     scale computed per call, integer matrix products on the CPU's int8 units, except the feed-forward
     output projections (`ffn_output_matmuls`). Per-channel weights and full-range activations keep it
-    much closer to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md). Takes a few seconds at start; the files live in a temporary
-    folder for the life of the process.
+    much closer to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    folder = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
     exported, quantised = folder / "model.onnx", folder / "model-int8.onnx"
     export_onnx(model, tokenizer, exported)
-    fuse_transformer_graph(exported, model.config)
+    fuse_transformer_graph(exported, model.config, avoid)
     # The fused operators are outside ONNX's shape inference, so the quantiser is told their outputs are float.
     quantize_dynamic(
         str(exported),
@@ -217,7 +251,16 @@ def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBa
         nodes_to_exclude=ffn_output_matmuls(exported),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    session = ort_session(quantised, threads)
+    return quantised
+
+
+def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int) -> LogitsFn:
+    """The int8 engine: `build_int8_onnx` served by ONNX Runtime on `threads` threads.
+
+    Takes a few seconds at start; the files live in a temporary folder for the life of the process.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
+    session = ort_session(build_int8_onnx(model, tokenizer, folder), threads)
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]

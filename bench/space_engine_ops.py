@@ -1,0 +1,236 @@
+"""ONNX Runtime's fused kernels against the operators they replace, and the int8 engine built both ways.
+
+    .venv/bin/python -m bench.space_engine_ops --model runs/minilm-imdb-cpu   # a fine-tuned model
+    .venv/bin/python -m bench.space_engine_ops                                # a random all-MiniLM-L6-v2 shape
+
+Why: `space/classifier.py` keeps ORT's SkipLayerNormalization and BiasGelu fusions out of the int8
+engine (SLOW_FUSIONS) because on CPU they ran slower than the unfused operators. This measures that on
+the host it runs on, single-threaded as the Space's per-window workers run:
+
+1. each kernel pair on one window's activations (`--length` tokens): the fused op against its parts;
+2. the whole int8 engine over the real windows of `--n` test reviews, built with and without the
+   fusions (same export, same quantisation), alternating `--repeats` times.
+
+Reported: min / median / max, the ratio of medians, the CPU model. Results go to
+bench/results/space_engine_ops.{json,md} with the command that reproduces them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "space"))
+
+import classifier
+
+from bench.random_models import build_random_model
+from bench.space_speed import cpu_description, load_reviews, spread
+
+HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2's widths, for the kernel pairs
+
+
+def kernel_graph(kind: str, width: int) -> bytes:
+    """A one-kernel model: the fused op, or the operators it replaces, on [1, L, width] inputs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "L", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inputs = [x]
+    init = [
+        helper.make_tensor(name, TensorProto.FLOAT, [width], np.full(width, value, np.float32))
+        for name, value in (("gamma", 1.0), ("beta", 0.0), ("bias", 0.1))
+    ]
+    if kind in ("SkipLayerNormalization", "Add + LayerNormalization"):
+        inputs.append(helper.make_tensor_value_info("skip", TensorProto.FLOAT, [1, "L", width]))
+    nodes = {
+        "SkipLayerNormalization": [
+            helper.make_node(
+                "SkipLayerNormalization",
+                ["x", "skip", "gamma", "beta", "bias"],
+                ["y"],
+                domain="com.microsoft",
+                epsilon=1e-12,
+            )
+        ],
+        "Add + LayerNormalization": [
+            helper.make_node("Add", ["x", "skip"], ["s"]),
+            helper.make_node("Add", ["s", "bias"], ["t"]),
+            helper.make_node("LayerNormalization", ["t", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-12),
+        ],
+        "BiasGelu": [helper.make_node("BiasGelu", ["x", "bias"], ["y"], domain="com.microsoft")],
+        "Add + Gelu": [
+            helper.make_node("Add", ["x", "bias"], ["t"]),
+            helper.make_node("Gelu", ["t"], ["y"], domain="com.microsoft"),
+        ],
+    }[kind]
+    graph = helper.make_graph(nodes, kind, inputs, [y], init)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def time_kernels(length: int, repeats: int, calls: int, folder: Path) -> list[dict]:
+    """Microseconds per call of each fused kernel and of its parts, in sessions that keep them as built."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for fused, parts, width in (
+        ("SkipLayerNormalization", "Add + LayerNormalization", HIDDEN),
+        ("BiasGelu", "Add + Gelu", INTERMEDIATE),
+    ):
+        micro = {}
+        for kind in (fused, parts):
+            path = folder / f"{kind.replace(' ', '')}.onnx"
+            path.write_bytes(kernel_graph(kind, width))
+            session = classifier.ort_session(
+                path, threads=1
+            )  # the parts stay apart: the slow fusions are off
+            feeds = {
+                i.name: rng.standard_normal((1, length, width), dtype=np.float32)
+                for i in session.get_inputs()
+            }
+            for _ in range(20):
+                session.run(None, feeds)
+            per_call = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    session.run(None, feeds)
+                per_call.append((time.perf_counter() - started) / calls * 1e6)
+            micro[kind] = spread(per_call)
+        rows.append(
+            {
+                "fused": fused,
+                "parts": parts,
+                "shape": [1, length, width],
+                "fused_us": micro[fused],
+                "parts_us": micro[parts],
+                "fused_over_parts": round(micro[fused]["median"] / micro[parts]["median"], 2),
+            }
+        )
+    return rows
+
+
+def time_engines(model_dir: Path, n: int, seed: int, repeats: int, folder: Path) -> dict:
+    """Reviews/s of the int8 engine over the real windows of `n` reviews, one window per call, one thread."""
+    model = classifier.SentimentModel(str(model_dir), engines=[classifier.ENGINE_FLOAT])
+    texts = load_reviews(n, seed)[0]["text"].tolist()
+    windows, _ = model.windows([classifier.clean_text(t) for t in texts])
+    feeds = [
+        {"input_ids": np.array([w], dtype=np.int64), "attention_mask": np.ones((1, len(w)), dtype=np.int64)}
+        for w in windows
+    ]
+    builds = {"without the slow fusions (the Space)": tuple(classifier.SLOW_FUSIONS), "with every fusion": ()}
+    sessions, kernels = {}, {}
+    for name, avoid in builds.items():
+        sub = folder / ("space" if avoid else "all")
+        sub.mkdir()
+        path = classifier.build_int8_onnx(model.float_model, model.tokenizer, sub, avoid)
+        sessions[name] = classifier.ort_session(
+            path, threads=1, avoid=avoid, save_optimized=sub / "as-run.onnx"
+        )
+        ops = [node.op_type for node in onnx.load(str(sub / "as-run.onnx")).graph.node]
+        kernels[name] = {
+            op: ops.count(op) for op in ("SkipLayerNormalization", "LayerNormalization", "BiasGelu", "Gelu")
+        }
+    rates: dict[str, list[float]] = {name: [] for name in sessions}
+    for session in sessions.values():
+        for feed in feeds[:5]:
+            session.run(None, feed)
+    for _ in range(repeats):
+        for name, session in sessions.items():
+            started = time.perf_counter()
+            for feed in feeds:
+                session.run(None, feed)
+            rates[name].append(len(texts) / (time.perf_counter() - started))
+    space, every = builds
+    return {
+        "reviews": len(texts),
+        "windows": len(windows),
+        "kernels_as_run": kernels,
+        "reviews_per_s": {name: spread(r) for name, r in rates.items()},
+        "speedup": round(float(np.median(rates[space]) / np.median(rates[every])), 2),
+    }
+
+
+def to_markdown(result: dict) -> str:
+    cpu = result["cpu"]
+    lines = [
+        f"### ORT kernels on {cpu['model']}, {cpu['cores']} cores, one thread",
+        "",
+        f"Microseconds per call, {result['repeats']} runs of {result['calls']} calls (min / median / max):",
+        "",
+        "| fused kernel | its parts | shape | fused | parts | fused / parts |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in result["kernels"]:
+        f, p = r["fused_us"], r["parts_us"]
+        lines.append(
+            f"| {r['fused']} | {r['parts']} | {r['shape']} | {f['min']:.0f} / {f['median']:.0f} / {f['max']:.0f} "
+            f"| {p['min']:.0f} / {p['median']:.0f} / {p['max']:.0f} | {r['fused_over_parts']}× |"
+        )
+    e = result["engine"]
+    lines += [
+        "",
+        (
+            f"The int8 engine of `{result['model']}` over the {e['windows']} windows of {e['reviews']} test "
+            f"reviews, one window per call, {result['repeats']} alternating runs (reviews/s):"
+        ),
+        "",
+        "| build | kernels as the session runs them | min | median | max |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, r in e["reviews_per_s"].items():
+        kernels = ", ".join(f"{op} {n}" for op, n in e["kernels_as_run"][name].items() if n)
+        lines.append(f"| {name} | {kernels} | {r['min']} | {r['median']} | {r['max']} |")
+    lines += [
+        "",
+        f"Speed-up of the Space's build (medians): **{e['speedup']}×**.",
+        "",
+        f"Reproduce: `{result['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", help="a saved classifier folder (a random all-MiniLM-L6-v2 shape without it)"
+    )
+    parser.add_argument("--n", type=int, default=100, help="test reviews whose windows the engines classify")
+    parser.add_argument("--length", type=int, default=256, help="tokens per window in the kernel pairs")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=200, help="kernel calls per timed run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="engine-ops-"))
+    model_dir = Path(args.model) if args.model else build_random_model(folder / "model", "minilm", args.seed)
+    result = {
+        "command": ".venv/bin/python -m bench.space_engine_ops "
+        + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "model": Path(args.model).resolve().name if args.model else "minilm-random",
+        "cpu": cpu_description(),
+        "repeats": args.repeats,
+        "calls": args.calls,
+        "kernels": time_kernels(args.length, args.repeats, args.calls, folder),
+        "engine": time_engines(model_dir, args.n, args.seed, args.repeats, folder),
+    }
+    result["command"] = result["command"].strip()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "space_engine_ops.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "space_engine_ops.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
