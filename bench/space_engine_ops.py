@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "space"))
 
 import classifier
+from examples import EXAMPLES
 
 from bench.random_models import build_random_model
 from bench.space_speed import cpu_description, load_reviews, spread
@@ -127,12 +128,13 @@ def time_engines(model_dir: Path, n: int, seed: int, repeats: int, folder: Path)
         {"input_ids": np.array([w], dtype=np.int64), "attention_mask": np.ones((1, len(w)), dtype=np.int64)}
         for w in windows
     ]
+    calibration = [text for _, text in EXAMPLES]  # as the Space calibrates its int8 engine
     builds = {"without the slow fusions (the Space)": tuple(classifier.SLOW_FUSIONS), "with every fusion": ()}
     sessions, kernels = {}, {}
     for name, avoid in builds.items():
         sub = folder / ("space" if avoid else "all")
         sub.mkdir()
-        path = classifier.build_int8_onnx(model.float_model, model.tokenizer, sub, avoid)
+        path = classifier.build_int8_onnx(model.float_model, model.tokenizer, sub, calibration, avoid)
         sessions[name] = classifier.ort_session(
             path, threads=1, avoid=avoid, save_optimized=sub / "as-run.onnx"
         )

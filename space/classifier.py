@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from examples import EXAMPLES
 from transformers import PreTrainedTokenizerBase, pipeline
 
 # A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
@@ -207,15 +208,13 @@ def ort_session(
 
 
 GELU_OPS = {"Gelu", "BiasGelu", "FastGelu"}
+# A feed-forward output channel is computed in float32 when its largest activation on the calibration
+# reviews exceeds this many times the median channel's largest (split_outlier_channels).
+OUTLIER_RATIO = 4.0
 
 
 def ffn_output_matmuls(path: Path) -> list[str]:
-    """The MatMuls that read a GELU's output: each block's second feed-forward projection.
-
-    Their inputs have the widest, most outlier-heavy range in a BERT-style encoder (Bondarenko et
-    al. 2021, "Understanding and Overcoming the Challenges of Efficient Transformer Quantization"),
-    which one uint8 scale per call resolves worst; these stay float32, every other MatMul is int8.
-    """
+    """The MatMuls that read a GELU's output: each block's second feed-forward projection."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -223,18 +222,112 @@ def ffn_output_matmuls(path: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "MatMul" and gelu_outputs & set(node.input)]
 
 
+def channel_maxima(
+    path: Path, tensors: list[str], feeds: list[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The largest |value| of each channel (last axis) of the graph's `tensors` over the `feeds`."""
+    import onnx
+
+    model = onnx.load(str(path))
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
+    )
+    probe = path.with_name(path.stem + "-probe.onnx")
+    onnx.save(model, str(probe))
+    session = ort_session(probe, threads=torch.get_num_threads())
+    maxima: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        for name, value in zip(tensors, session.run(tensors, feed)):
+            channel_max = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            maxima[name] = np.maximum(maxima.get(name, channel_max), channel_max)
+    probe.unlink()
+    return maxima
+
+
+def split_outlier_channels(
+    path: Path, feeds: list[dict[str, np.ndarray]], ratio: float = OUTLIER_RATIO
+) -> list[str]:
+    """Rewrite each feed-forward output MatMul in place so its outlier input channels are computed apart.
+
+    A GELU's output, the input of each block's second feed-forward projection, has a few channels
+    whose values are many times the rest (Bondarenko et al. 2021, "Understanding and Overcoming the
+    Challenges of Efficient Transformer Quantization"); with one uint8 scale per call they would leave
+    the other channels a handful of levels. As LLM.int8() does (Dettmers et al. 2022), those channels,
+    found on the calibration `feeds`, are multiplied in float32 by their rows of the weight, while the
+    MatMul, with them masked to zero, is quantised. Returns the float MatMuls' names (for the
+    quantiser to leave alone). Written by hand: ONNX Runtime's quantiser has no mixed decomposition.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    targets = set(ffn_output_matmuls(path))
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    nodes = [node for node in graph.node if node.name in targets and node.input[1] in weights]
+    maxima = channel_maxima(path, [node.input[0] for node in nodes], feeds)
+    rewritten, floats = [], []
+    split = {}
+    for node in nodes:
+        activations, weight_name = node.input
+        channel_max = maxima[activations]
+        outliers = np.flatnonzero(channel_max > ratio * np.median(channel_max))
+        if len(outliers):
+            split[node.name] = (activations, weight_name, outliers)
+    for node in graph.node:
+        if node.name not in split:
+            rewritten.append(node)
+            continue
+        activations, weight_name, outliers = split[node.name]
+        weight = numpy_helper.to_array(weights[weight_name])
+        keep = np.ones(weight.shape[0], dtype=np.float32)
+        keep[outliers] = 0.0
+        prefix = f"{node.name}/outlier_channels"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(keep, f"{prefix}/keep"),
+                numpy_helper.from_array(outliers.astype(np.int64), f"{prefix}/index"),
+                numpy_helper.from_array(np.ascontiguousarray(weight[outliers]), f"{prefix}/weight"),
+            ]
+        )
+        output = node.output[0]
+        node.input[0], node.output[0] = f"{prefix}/inliers", f"{prefix}/inliers_out"
+        rewritten += [
+            helper.make_node(
+                "Mul", [activations, f"{prefix}/keep"], [f"{prefix}/inliers"], name=f"{prefix}/Mul"
+            ),
+            node,
+            helper.make_node(
+                "Gather", [activations, f"{prefix}/index"], [f"{prefix}/x"], name=f"{prefix}/Gather", axis=-1
+            ),
+            helper.make_node(
+                "MatMul", [f"{prefix}/x", f"{prefix}/weight"], [f"{prefix}/out"], name=f"{prefix}/MatMul"
+            ),
+            helper.make_node(
+                "Add", [f"{prefix}/inliers_out", f"{prefix}/out"], [output], name=f"{prefix}/Add"
+            ),
+        ]
+        floats.append(f"{prefix}/MatMul")
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    onnx.save(model, str(path))
+    return floats
+
+
 def build_int8_onnx(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     folder: Path,
+    calibration: Sequence[str],
     avoid: Collection[str] = tuple(SLOW_FUSIONS),
 ) -> Path:
     """Export `model` to ONNX in `folder`, fuse its transformer blocks, quantise it to int8; the int8 file.
 
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
-    scale computed per call, integer matrix products on the CPU's int8 units, except the feed-forward
-    output projections (`ffn_output_matmuls`). Per-channel weights and full-range activations keep it
-    much closer to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
+    scale computed per call, integer matrix products on the CPU's int8 units, except the few outlier
+    channels of each feed-forward output projection, found on the `calibration` texts
+    (`split_outlier_channels`). Per-channel weights and full-range activations keep it much closer
+    to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -242,25 +335,36 @@ def build_int8_onnx(
     exported, quantised = folder / "model.onnx", folder / "model-int8.onnx"
     export_onnx(model, tokenizer, exported)
     fuse_transformer_graph(exported, model.config, avoid)
+    feeds = [
+        {
+            key: value.astype(np.int64)
+            for key, value in tokenizer(clean_text(text), truncation=True, return_tensors="np").items()
+            if key in ("input_ids", "attention_mask")
+        }
+        for text in calibration
+    ]
+    float_matmuls = split_outlier_channels(exported, feeds)
     # The fused operators are outside ONNX's shape inference, so the quantiser is told their outputs are float.
     quantize_dynamic(
         str(exported),
         str(quantised),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        nodes_to_exclude=ffn_output_matmuls(exported),
+        nodes_to_exclude=float_matmuls,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     return quantised
 
 
-def onnx_int8_logits_fn(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int) -> LogitsFn:
+def onnx_int8_logits_fn(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int, calibration: Sequence[str]
+) -> LogitsFn:
     """The int8 engine: `build_int8_onnx` served by ONNX Runtime on `threads` threads.
 
     Takes a few seconds at start; the files live in a temporary folder for the life of the process.
     """
     folder = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
-    session = ort_session(build_int8_onnx(model, tokenizer, folder), threads)
+    session = ort_session(build_int8_onnx(model, tokenizer, folder, calibration), threads)
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
@@ -287,7 +391,8 @@ class SentimentModel:
     The Space sends every model call through one `Batcher` thread, which keeps the CPU's cores
     on one batch at a time instead of splitting them between requests. Tokenising is also done
     from request threads (to size explanations), so it holds a lock: a fast tokenizer's
-    truncation settings are shared state that concurrent calls would trip over.
+    truncation settings are shared state that concurrent calls would trip over. The int8 engine
+    finds its outlier channels on `calibration` (default: the Space's example reviews).
     """
 
     def __init__(
@@ -296,6 +401,7 @@ class SentimentModel:
         engines: Sequence[str] | None = None,
         max_batch_size: int = 64,
         max_batch_tokens: int = 4096,
+        calibration: Sequence[str] = tuple(text for _, text in EXAMPLES),
     ) -> None:
         # The pipeline resolves a Hub id or a local folder and pairs the model with its tokenizer;
         # float32 explicitly, because transformers keeps a float16 checkpoint in float16 otherwise.
@@ -320,7 +426,7 @@ class SentimentModel:
                 self.engines[engine] = torch_logits_fn(model, autocast=torch.bfloat16)
             elif engine == ENGINE_INT8:
                 try:
-                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, 1)
+                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, 1, calibration)
                 except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
                     print(
                         f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
