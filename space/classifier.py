@@ -40,7 +40,7 @@ ENGINE_LABELS = {
 }
 # Engines the start-up measurement may pick as the default: those whose labels agreed with
 # float32's on at least 99% of the fine-tuned model's test reviews in bench/space_speed.py
-# (bench/results/space_speed_minilm-imdb-cpu.md: bf16 100%, int8 99.6%). Others stay selectable.
+# (bench/results/space_speed_minilm-imdb-cpu.md). Others stay selectable.
 AUTO_ENGINES = (ENGINE_FLOAT, ENGINE_BF16, ENGINE_INT8)
 # Engines whose arithmetic depends on the batch: dynamic quantisation picks one activation scale
 # per batch, so these run one window at a time and a review's score never depends on what else
@@ -125,13 +125,12 @@ class _Logits(torch.nn.Module):
 # ONNX Runtime's fused kernels that are slower on CPU than the operators they replace, so neither
 # its offline transformer optimizer nor a session's own graph optimizer may introduce them: with
 # onnxruntime 1.32, SkipLayerNormalization is several times slower than the Add + LayerNormalization
-# it replaces, and BiasGelu slower than Add + Gelu (`python -m bench.space_engine_ops` measures each
-# kernel and the whole int8 engine both ways on the host it runs on; bench/results/space_engine_ops.md).
+# it replaces (`python -m bench.space_engine_ops` measures the kernels, and the whole int8 engine
+# built both ways, on the host it runs on; bench/results/space_engine_ops.md).
 SLOW_FUSIONS = {
     # FusionOptions attribute of the offline optimizer -> the session optimizer that fuses the same pattern
     "enable_skip_layer_norm": "SkipLayerNormFusion",
     "enable_bias_skip_layer_norm": "SkipLayerNormFusion",
-    "enable_bias_gelu": "BiasGeluFusion",
 }
 
 
@@ -140,7 +139,7 @@ def fuse_transformer_graph(path: Path, config: object, avoid: Collection[str] = 
 
     The exported graph computes attention, LayerNorm and GELU as dozens of small operators each;
     ORT's transformer optimizer replaces them with its fused `Attention`, `LayerNormalization`,
-    `Gelu` and `EmbedLayerNormalization` kernels, and quantisation then turns `Attention` into the
+    `BiasGelu` and `EmbedLayerNormalization` kernels, and quantisation then turns `Attention` into the
     int8 `QAttention`. The fusions in SLOW_FUSIONS are left out. Where a pattern is not recognised,
     that part stays as exported.
     """
