@@ -131,7 +131,7 @@ def time_engines(model_dir: Path, n: int, seed: int, repeats: int, folder: Path)
         {"input_ids": np.array([w], dtype=np.int64), "attention_mask": np.ones((1, len(w)), dtype=np.int64)}
         for w in windows
     ]
-    calibration = [text for _, text in EXAMPLES]  # as the Space calibrates its int8 engine
+    calibration = model.windows([classifier.clean_text(t) for _, t in EXAMPLES])[0]  # as the Space does
     builds = {"without the slow fusions (the Space)": tuple(classifier.SLOW_FUSIONS), "with every fusion": ()}
     sessions, kernels = {}, {}
     for name, avoid in builds.items():

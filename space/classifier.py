@@ -317,15 +317,15 @@ def build_int8_onnx(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     folder: Path,
-    calibration: Sequence[str],
+    calibration: Sequence[Sequence[int]],
     avoid: Collection[str] = tuple(SLOW_FUSIONS),
 ) -> Path:
     """Export `model` to ONNX in `folder`, fuse its transformer blocks, quantise it to int8; the int8 file.
 
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
     scale computed per call, integer matrix products on the CPU's int8 units, except the few outlier
-    channels of each feed-forward output projection, found on the `calibration` texts
-    (`split_outlier_channels`). Per-channel weights and full-range activations keep it much closer
+    channels of each feed-forward output projection, found on the `calibration` windows (token ids,
+    as `SentimentModel.windows` cuts them; `split_outlier_channels`). Per-channel weights and full-range activations keep it much closer
     to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
     """
     import onnx
@@ -336,11 +336,10 @@ def build_int8_onnx(
     fuse_transformer_graph(exported, model.config, avoid)
     feeds = [
         {
-            key: value.astype(np.int64)
-            for key, value in tokenizer(clean_text(text), truncation=True, return_tensors="np").items()
-            if key in ("input_ids", "attention_mask")
+            "input_ids": np.array([window], dtype=np.int64),
+            "attention_mask": np.ones((1, len(window)), dtype=np.int64),
         }
-        for text in calibration
+        for window in calibration
     ]
     float_matmuls = split_outlier_channels(exported, feeds)
     # The fused operators are outside ONNX's shape inference, so the quantiser is told their outputs are float.
@@ -356,7 +355,10 @@ def build_int8_onnx(
 
 
 def onnx_int8_logits_fn(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, threads: int, calibration: Sequence[str]
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    threads: int,
+    calibration: Sequence[Sequence[int]],
 ) -> LogitsFn:
     """The int8 engine: `build_int8_onnx` served by ONNX Runtime on `threads` threads.
 
@@ -415,6 +417,7 @@ class SentimentModel:
         self.num_special = self.tokenizer.num_special_tokens_to_add()
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self._tokenizer_lock = threading.Lock()
         self.engines: dict[str, LogitsFn] = {}
         # Seconds spent inside engines' forward passes, for the benchmark's profile of a request.
         self.forward_seconds = 0.0
@@ -425,7 +428,9 @@ class SentimentModel:
                 self.engines[engine] = torch_logits_fn(model, autocast=torch.bfloat16)
             elif engine == ENGINE_INT8:
                 try:
-                    self.engines[engine] = onnx_int8_logits_fn(model, self.tokenizer, 1, calibration)
+                    self.engines[engine] = onnx_int8_logits_fn(
+                        model, self.tokenizer, 1, self.windows([clean_text(t) for t in calibration])[0]
+                    )
                 except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
                     print(
                         f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
@@ -438,7 +443,6 @@ class SentimentModel:
         # Seconds per engine for the example reviews, measured on this host by `measure`.
         self.timings: dict[str, float] = {}
         self.per_window = set(PER_WINDOW_ENGINES) & set(self.engines)
-        self._tokenizer_lock = threading.Lock()
         self._window_workers = ThreadPoolExecutor(torch.get_num_threads(), thread_name_prefix="window-worker")
 
     def add_engine(self, name: str, logits_fn: LogitsFn, per_window: bool = False) -> None:

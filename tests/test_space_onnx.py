@@ -103,6 +103,7 @@ def test_outlier_channels_are_split_off_exactly_and_kept_float(tmp_path: Path) -
     )
 
     # Quantised, the split-off products are the only float MatMuls left.
-    int8 = classifier.build_int8_onnx(model, tokenizer, tmp_path, calibration=reviews[:3])
+    windows = [tokenizer(text, truncation=True, max_length=64)["input_ids"] for text in reviews[:3]]
+    int8 = classifier.build_int8_onnx(model, tokenizer, tmp_path, calibration=windows)
     float_left = [node.name for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMul"]
     assert float_left and all(name.endswith("/outlier_channels/MatMul") for name in float_left), float_left
