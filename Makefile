@@ -58,6 +58,7 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 bench-space: venv
+	$(PY) -m bench.space_engine_ops
 	$(PY) bench/space_speed.py
 
 # CPU training speed: one step setting by setting, and the default command against commit 9693992.

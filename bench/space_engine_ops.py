@@ -12,7 +12,7 @@ not. This measures both on the host it runs on, single-threaded as the Space's p
    fusions (same export, same quantisation), alternating `--repeats` times.
 
 Reported: min / median / max, the ratio of medians, the CPU model. Results go to
-bench/results/space_engine_ops.{json,md} with the command that reproduces them.
+bench/results/space_engine_ops_<model>.{json,md} with the command that reproduces them.
 """
 
 from __future__ import annotations
@@ -232,8 +232,9 @@ def main() -> None:
     }
     result["command"] = result["command"].strip()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "space_engine_ops.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "space_engine_ops.md").write_text(to_markdown(result))
+    stem = args.out / f"space_engine_ops_{result['model']}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(to_markdown(result))
     print(to_markdown(result))
 
 

@@ -126,7 +126,7 @@ class _Logits(torch.nn.Module):
 # its offline transformer optimizer nor a session's own graph optimizer may introduce them: with
 # onnxruntime 1.32, SkipLayerNormalization is several times slower than the Add + LayerNormalization
 # it replaces (`python -m bench.space_engine_ops` measures the kernels, and the whole int8 engine
-# built both ways, on the host it runs on; bench/results/space_engine_ops.md).
+# built both ways, on the host it runs on; bench/results/space_engine_ops_minilm-imdb-cpu.md).
 SLOW_FUSIONS = {
     # FusionOptions attribute of the offline optimizer -> the session optimizer that fuses the same pattern
     "enable_skip_layer_norm": "SkipLayerNormFusion",
@@ -206,19 +206,33 @@ def ort_session(
     )
 
 
-GELU_OPS = {"Gelu", "BiasGelu", "FastGelu"}
-# A feed-forward output channel is computed in float32 when its largest activation on the calibration
-# reviews exceeds this many times the median channel's largest (split_outlier_channels).
+# Operators whose outputs carry a few channels far larger than the rest in a BERT-style encoder
+# (Bondarenko et al. 2021, "Understanding and Overcoming the Challenges of Efficient Transformer
+# Quantization"; Dettmers et al. 2022, "LLM.int8()"): LayerNorm outputs (the residual stream's
+# outlier dimensions) and GELU outputs.
+OUTLIER_SOURCES = {"LayerNormalization", "SkipLayerNormalization", "Gelu", "BiasGelu", "FastGelu"}
+# A channel is computed in float32 when its largest activation on the calibration reviews exceeds
+# this many times the median channel's largest (outlier_channels).
 OUTLIER_RATIO = 4.0
 
 
-def ffn_output_matmuls(path: Path) -> list[str]:
-    """The MatMuls that read a GELU's output: each block's second feed-forward projection."""
+def outlier_prone_matmuls(path: Path) -> list[str]:
+    """The MatMuls with a constant weight that read a LayerNorm's or a GELU's output.
+
+    In a BERT-style block: the first feed-forward projection (after a LayerNorm) and the second
+    (after the GELU). The attention projections read a LayerNorm too, but inside ORT's fused
+    `Attention` kernel, out of reach.
+    """
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    gelu_outputs = {out for node in graph.node if node.op_type in GELU_OPS for out in node.output}
-    return [node.name for node in graph.node if node.op_type == "MatMul" and gelu_outputs & set(node.input)]
+    weights = {init.name for init in graph.initializer}
+    sources = {node.output[0] for node in graph.node if node.op_type in OUTLIER_SOURCES}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and node.input[0] in sources and node.input[1] in weights
+    ]
 
 
 def channel_maxima(
@@ -243,15 +257,19 @@ def channel_maxima(
     return maxima
 
 
+def outlier_channels(channel_max: np.ndarray, ratio: float) -> np.ndarray:
+    """Indices of the channels whose largest |value| exceeds `ratio` times the median channel's."""
+    return np.flatnonzero(channel_max > ratio * np.median(channel_max))
+
+
 def split_outlier_channels(
     path: Path, feeds: list[dict[str, np.ndarray]], ratio: float = OUTLIER_RATIO
 ) -> list[str]:
-    """Rewrite each feed-forward output MatMul in place so its outlier input channels are computed apart.
+    """Rewrite each outlier-prone MatMul in place so its outlier input channels are computed apart.
 
-    A GELU's output, the input of each block's second feed-forward projection, has a few channels
-    whose values are many times the rest (Bondarenko et al. 2021, "Understanding and Overcoming the
-    Challenges of Efficient Transformer Quantization"); with one uint8 scale per call they would leave
-    the other channels a handful of levels. As LLM.int8() does (Dettmers et al. 2022), those channels,
+    The inputs of `outlier_prone_matmuls` have a few channels whose values are many times the rest;
+    with one uint8 scale per call they would leave the other channels a handful of levels. As
+    LLM.int8() does, those channels,
     found on the calibration `feeds`, are multiplied in float32 by their rows of the weight, while the
     MatMul, with them masked to zero, is quantised. Returns the float MatMuls' names (for the
     quantiser to leave alone). Written by hand: ONNX Runtime's quantiser has no mixed decomposition.
@@ -259,7 +277,7 @@ def split_outlier_channels(
     import onnx
     from onnx import helper, numpy_helper
 
-    targets = set(ffn_output_matmuls(path))
+    targets = set(outlier_prone_matmuls(path))
     model = onnx.load(str(path))
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
@@ -269,8 +287,7 @@ def split_outlier_channels(
     split = {}
     for node in nodes:
         activations, weight_name = node.input
-        channel_max = maxima[activations]
-        outliers = np.flatnonzero(channel_max > ratio * np.median(channel_max))
+        outliers = outlier_channels(maxima[activations], ratio)
         if len(outliers):
             split[node.name] = (activations, weight_name, outliers)
     for node in graph.node:
@@ -324,7 +341,7 @@ def build_int8_onnx(
 
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
     scale computed per call, integer matrix products on the CPU's int8 units, except the few outlier
-    channels of each feed-forward output projection, found on the `calibration` windows (token ids,
+    channels of each feed-forward projection's input, found on the `calibration` windows (token ids,
     as `SentimentModel.windows` cuts them; `split_outlier_channels`). Per-channel weights and full-range activations keep it much closer
     to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
     """

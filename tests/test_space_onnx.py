@@ -35,9 +35,10 @@ def test_exported_bert_runs_fused_kernels_with_float_logits(tmp_path: Path) -> N
     layers = model.config.num_hidden_layers
     assert ops["Attention"] == layers and ops["LayerNormalization"] == 2 * layers, ops
     assert ops["Softmax"] == 0  # no attention left unfused
-    # Kept float32 by the int8 engine: exactly the second feed-forward projection of every block.
-    kept = classifier.ffn_output_matmuls(path)
-    assert len(kept) == layers and all("/output/dense/" in n and "attention" not in n for n in kept), kept
+    # Where the int8 engine looks for outlier channels: both feed-forward projections of every block.
+    prone = classifier.outlier_prone_matmuls(path)
+    assert len(prone) == 2 * layers, prone
+    assert all(("/intermediate/dense/" in n or "/output/dense/" in n) and "attention" not in n for n in prone)
 
     reviews = pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(6).tolist()
     reviews[0] = reviews[0][:80]  # a short one, so the batch is padded
@@ -89,7 +90,7 @@ def test_outlier_channels_are_split_off_exactly_and_kept_float(tmp_path: Path) -
         for init in graph.initializer
         if init.name.endswith("/index")
     }
-    layer0 = [name for name in index if "layer.0/" in name]
+    layer0 = [name for name in index if "layer.0/output/dense/" in name]
     assert len(layer0) == 1 and outlier in index[layer0[0]], index
     assert floats == [name.replace("/index", "/MatMul") for name in index]
 
