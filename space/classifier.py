@@ -19,11 +19,15 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from examples import EXAMPLES
 from transformers import PreTrainedTokenizerBase, pipeline
+
+if TYPE_CHECKING:
+    import onnx
 
 # A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
 # [batch, num_labels]. Every engine is one of these, so windowing, batching and aggregation are
@@ -184,9 +188,12 @@ def export_onnx(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, path
 
 
 def ort_session(
-    path: Path, threads: int, avoid: Collection[str] = tuple(SLOW_FUSIONS), save_optimized: Path | None = None
+    model: Path | bytes,
+    threads: int,
+    avoid: Collection[str] = tuple(SLOW_FUSIONS),
+    save_optimized: Path | None = None,
 ):
-    """A CPU session on `threads` threads whose graph optimizer leaves out the fusions named in `avoid`.
+    """A CPU session for `model` (a file, or a serialised graph) on `threads` threads, leaving out the fusions in `avoid`.
 
     `save_optimized`: where to write the graph as the session runs it, for tests and benchmarks to inspect.
     """
@@ -199,7 +206,7 @@ def ort_session(
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(
-        str(path),
+        model if isinstance(model, bytes) else str(model),
         options,
         providers=["CPUExecutionProvider"],
         disabled_optimizers=sorted({SLOW_FUSIONS[name] for name in avoid}),
@@ -216,16 +223,13 @@ OUTLIER_SOURCES = {"LayerNormalization", "SkipLayerNormalization", "Gelu", "Bias
 OUTLIER_RATIO = 4.0
 
 
-def outlier_prone_matmuls(path: Path) -> list[str]:
+def outlier_prone_matmuls(graph: onnx.GraphProto) -> list[str]:
     """The MatMuls with a constant weight that read a LayerNorm's or a GELU's output.
 
     In a BERT-style block: the first feed-forward projection (after a LayerNorm) and the second
     (after the GELU). The attention projections read a LayerNorm too, but inside ORT's fused
     `Attention` kernel, out of reach.
     """
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
     sources = {node.output[0] for node in graph.node if node.op_type in OUTLIER_SOURCES}
     return [
@@ -236,24 +240,22 @@ def outlier_prone_matmuls(path: Path) -> list[str]:
 
 
 def channel_maxima(
-    path: Path, tensors: list[str], feeds: list[dict[str, np.ndarray]]
+    model: onnx.ModelProto, tensors: list[str], feeds: list[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """The largest |value| of each channel (last axis) of the graph's `tensors` over the `feeds`."""
     import onnx
 
-    model = onnx.load(str(path))
-    model.graph.output.extend(
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(
         onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
     )
-    probe = path.with_name(path.stem + "-probe.onnx")
-    onnx.save(model, str(probe))
-    session = ort_session(probe, threads=torch.get_num_threads())
+    session = ort_session(probe.SerializeToString(), threads=torch.get_num_threads())
     maxima: dict[str, np.ndarray] = {}
     for feed in feeds:
         for name, value in zip(tensors, session.run(tensors, feed)):
             channel_max = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
             maxima[name] = np.maximum(maxima.get(name, channel_max), channel_max)
-    probe.unlink()
     return maxima
 
 
@@ -269,32 +271,27 @@ def split_outlier_channels(
 
     The inputs of `outlier_prone_matmuls` have a few channels whose values are many times the rest;
     with one uint8 scale per call they would leave the other channels a handful of levels. As
-    LLM.int8() does, those channels,
-    found on the calibration `feeds`, are multiplied in float32 by their rows of the weight, while the
-    MatMul, with them masked to zero, is quantised. Returns the float MatMuls' names (for the
-    quantiser to leave alone). Written by hand: ONNX Runtime's quantiser has no mixed decomposition.
+    LLM.int8() does, those channels, found on the calibration `feeds`, are multiplied in float32 by
+    their rows of the weight, while the MatMul, with them masked to zero, is quantised. Returns the
+    float MatMuls' names (for the quantiser to leave alone). Written by hand: ONNX Runtime's
+    quantiser has no mixed decomposition.
     """
     import onnx
     from onnx import helper, numpy_helper
 
-    targets = set(outlier_prone_matmuls(path))
     model = onnx.load(str(path))
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
-    nodes = [node for node in graph.node if node.name in targets and node.input[1] in weights]
-    maxima = channel_maxima(path, [node.input[0] for node in nodes], feeds)
+    targets = set(outlier_prone_matmuls(graph))
+    inputs = [node.input[0] for node in graph.node if node.name in targets]
+    maxima = channel_maxima(model, inputs, feeds)
     rewritten, floats = [], []
-    split = {}
-    for node in nodes:
-        activations, weight_name = node.input
-        outliers = outlier_channels(maxima[activations], ratio)
-        if len(outliers):
-            split[node.name] = (activations, weight_name, outliers)
     for node in graph.node:
-        if node.name not in split:
+        outliers = outlier_channels(maxima[node.input[0]], ratio) if node.name in targets else []
+        if not len(outliers):
             rewritten.append(node)
             continue
-        activations, weight_name, outliers = split[node.name]
+        activations, weight_name = node.input
         weight = numpy_helper.to_array(weights[weight_name])
         keep = np.ones(weight.shape[0], dtype=np.float32)
         keep[outliers] = 0.0
@@ -342,8 +339,7 @@ def build_int8_onnx(
     Dynamic quantisation: weights int8 (one scale per output channel), activations uint8 with a
     scale computed per call, integer matrix products on the CPU's int8 units, except the few outlier
     channels of each feed-forward projection's input, found on the `calibration` windows (token ids,
-    as `SentimentModel.windows` cuts them; `split_outlier_channels`). Per-channel weights and full-range activations keep it much closer
-    to float32 than torch's dynamic quantisation (bench/results/space_speed_*.md).
+    as `SentimentModel.windows` cuts them; `split_outlier_channels`).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
