@@ -28,7 +28,7 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 LABELS = ("NEGATIVE", "POSITIVE")
 
 
-# --precision of the fine-tuning and masked-LM commands alike (train.run.resolve_precision reads it).
+# --precision of the fine-tuning and masked-LM commands alike (train.training_args.resolve_precision reads it).
 PRECISION_OPTION = {
     "help": "auto: bf16 on a GPU that has it, else fp16 on GPU; on CPU bf16 where the processor computes it "
     "natively (AVX512-BF16 or AMX), else fp32. bf16 on CPU runs under autocast with float32 weights.",
@@ -301,6 +301,13 @@ class RunArguments(TrainingOptions):
             "(default: the whole test split)."
         },
     )
+    calibrate: bool = field(
+        default=True,
+        metadata={
+            "help": "After training, fit a temperature on the validation split and fold it into the classifier, "
+            "so the saved model's scores are calibrated probabilities (--no_calibrate: keep the raw softmax)."
+        },
+    )
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
     keep_checkpoints: bool = field(
         default=False,
@@ -317,7 +324,15 @@ class RunArguments(TrainingOptions):
         default=None,
         metadata={
             "help": "With a local --model_name_or_path: the base model's Hub id (e.g. "
-            "sentence-transformers/all-MiniLM-L6-v2), recorded in results.json and the card instead of the folder."
+            "sentence-transformers/all-MiniLM-L6-v2), recorded in results.json, the card and a LoRA adapter's "
+            "adapter_config.json instead of the folder."
+        },
+    )
+    hub_space_id: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "With --push_to_hub: the demo Space (USER/NAME) the card links and calls in its gradio_client "
+            "snippet (default: none; deploy one with python -m model_card deploy-space)."
         },
     )
     save_total_limit: int = field(

@@ -15,6 +15,7 @@ from datasets import Dataset
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase, Trainer
 
+from train import calibration
 from train.config import ModelArguments
 from train.encoding import encode_windows
 from train.metrics import full_metrics, positive_probabilities
@@ -33,39 +34,52 @@ class OrderedEvalTrainer(Trainer):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
-def predict_probabilities(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[np.ndarray, dict[str, float]]:
-    """Positive-class probabilities in row order, predicted shortest review first.
+def predict_logits(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[np.ndarray, dict[str, float]]:
+    """Logits in row order, predicted shortest review first.
 
     Sorting by length puts reviews of similar length in one batch, about halving the padding
     that evaluation computes on IMDb's mixed lengths; the result is put back in row order.
+    Logits, not probabilities: calibration (train/calibration.py) rescales them.
     """
     order = np.argsort([len(ids) for ids in ds["input_ids"]], kind="stable")
     out = trainer.predict(ds.select(order), metric_key_prefix=prefix)
-    prob_positive = np.empty(len(ds))
-    prob_positive[order] = positive_probabilities(out.predictions)
-    return prob_positive, out.metrics
+    predictions = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    logits = np.empty_like(np.asarray(predictions, dtype=np.float64))
+    logits[order] = predictions
+    return logits, out.metrics
 
 
 def evaluate(
-    trainer: Trainer, ds: Dataset, prefix: str
+    trainer: Trainer, ds: Dataset, prefix: str, temperature: float = 1.0
 ) -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
-    """Full metrics, positive-class probabilities and the Trainer's speed figures for one split."""
-    prob_positive, speed = predict_probabilities(trainer, ds, prefix)
-    metrics = full_metrics(np.asarray(ds["label"]), prob_positive)
+    """Full metrics (on softmax(logits / temperature)), the logits and the Trainer's speed figures."""
+    logits, speed = predict_logits(trainer, ds, prefix)
+    metrics = full_metrics(np.asarray(ds["label"]), positive_probabilities(logits, temperature))
     metrics["loss"] = speed.get(f"{prefix}_loss")
-    return metrics, prob_positive, speed
+    return metrics, logits, speed
 
 
-def evaluate_windows(trainer: Trainer, windows: Dataset, n_reviews: int) -> tuple[dict[str, Any], np.ndarray]:
-    """Average each review's window probabilities into one prediction, then score the reviews."""
-    window_prob, _ = predict_probabilities(trainer, windows.remove_columns("review"), "windows")
+def evaluate_windows(
+    trainer: Trainer, windows: Dataset, n_reviews: int, temperature: float
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Average each review's window probabilities into one prediction, then score the reviews.
+
+    Returns the metrics and the review scores with and without the temperature: a calibrated
+    windowed score is the mean of its windows' calibrated probabilities.
+    """
+    window_logits, _ = predict_logits(trainer, windows.remove_columns("review"), "windows")
     review = np.asarray(windows["review"])
-    prob_positive = np.bincount(review, weights=window_prob, minlength=n_reviews) / np.bincount(review)
+
+    def per_review(window_prob: np.ndarray) -> np.ndarray:
+        return np.bincount(review, weights=window_prob, minlength=n_reviews) / np.bincount(review)
+
+    calibrated = per_review(positive_probabilities(window_logits, temperature))
+    uncalibrated = per_review(positive_probabilities(window_logits))
     labels = np.zeros(n_reviews, dtype=int)
     labels[review] = np.asarray(windows["label"])
-    metrics = full_metrics(labels, prob_positive)
+    metrics = full_metrics(labels, calibrated)
     metrics["windows"] = len(windows)
-    return metrics, prob_positive
+    return metrics, calibrated, uncalibrated
 
 
 def evaluate_test(
@@ -74,18 +88,27 @@ def evaluate_test(
     raw: Dataset,
     tokenizer: PreTrainedTokenizerBase,
     model: ModelArguments,
-) -> tuple[dict[str, Any], dict[str, Any] | None, np.ndarray, dict[str, float]]:
-    """Test metrics, the truncated metrics when windows were scored too, probabilities and speeds."""
-    test, prob_positive, speed = evaluate(trainer, encoded, "test")
+    temperature: float = 1.0,
+) -> tuple[dict[str, Any], dict[str, Any] | None, np.ndarray, dict[str, float], dict[str, Any]]:
+    """Test metrics, the truncated metrics when windows were scored too, probabilities, speeds, calibration.
+
+    The calibration reports compare the same predictions before and after the temperature: `test`
+    (cut as in training) and, with windows, `test_windowed`.
+    """
+    test, logits, speed = evaluate(trainer, encoded, "test", temperature)
+    labels = np.asarray(encoded["label"])
+    prob_positive = positive_probabilities(logits, temperature)
+    reports = {"test": calibration.report(labels, positive_probabilities(logits), prob_positive, logits,
+                                          temperature)}  # fmt: skip
     timings = {
         "test_runtime_s": speed["test_runtime"],
         "test_samples_per_second": speed["test_samples_per_second"],
     }
     if not model.eval_windows:
-        return test, None, prob_positive, timings
+        return test, None, prob_positive, timings, reports
     truncated, started = test, time.time()
     windows = encode_windows(raw, tokenizer, model.window_length, model.window_stride)
-    test, prob_positive = evaluate_windows(trainer, windows, len(raw))
+    test, prob_positive, uncalibrated = evaluate_windows(trainer, windows, len(raw), temperature)
     # The windowed score's own cost, windowing included: what serving it on the test split takes.
     seconds = time.time() - started
     timings.update(
@@ -93,4 +116,5 @@ def evaluate_test(
         test_windows_reviews_per_second=len(raw) / seconds,
         test_windows=len(windows),
     )
-    return test, truncated, prob_positive, timings
+    reports["test_windowed"] = calibration.report(labels, uncalibrated, prob_positive, None, temperature)
+    return test, truncated, prob_positive, timings, reports

@@ -22,8 +22,9 @@ from transformers import EvalPrediction
 from train.config import LABELS
 
 
-def positive_probabilities(logits: np.ndarray) -> np.ndarray:
-    return softmax(logits.astype(np.float64), axis=-1)[:, 1]
+def positive_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / temperature)[:, 1]: temperature 1 is the model's own score (train/calibration.py)."""
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)[:, 1]
 
 
 def scalar_metrics(labels: np.ndarray, prob_positive: np.ndarray) -> dict[str, float]:

@@ -30,13 +30,13 @@ from transformers import (
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from train import results
+from train import calibration, results
 from train.config import Config, RunArguments, hyperparameters, load_presets, parse_config
 from train.data import prepare_splits, stratified_subset
 from train.encoding import encode_splits
 from train.errors import UserError, cli
 from train.evaluation import OrderedEvalTrainer, evaluate, evaluate_test
-from train.metrics import compute_metrics
+from train.metrics import compute_metrics, full_metrics, positive_probabilities
 from train.modeling import (
     apply_method,
     dropout_overrides,
@@ -106,6 +106,31 @@ def fit(trainer: Trainer, run: RunArguments, out: Path) -> dict[str, float]:
     return trainer.train(resume_from_checkpoint=checkpoint).metrics
 
 
+def calibrate(
+    trainer: Trainer, validation: Dataset, enabled: bool
+) -> tuple[dict[str, Any], float, dict[str, Any] | None]:
+    """Validation metrics and the temperature fitted on the validation logits (1.0 and no report when off).
+
+    The validation metrics are those of the calibrated scores; the report keeps both sides.
+    """
+    metrics, logits, _ = evaluate(trainer, validation, "validation")
+    if not enabled:
+        return metrics, 1.0, None
+    labels = np.asarray(validation["label"])
+    temperature = calibration.fit_temperature(logits, labels)
+    after = positive_probabilities(logits, temperature)
+    metrics = {**full_metrics(labels, after), "loss": metrics["loss"]}
+    before = calibration.report(labels, positive_probabilities(logits), after, logits, temperature)
+    return metrics, temperature, {
+        "method": "temperature",
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "num_examples": int(len(labels)),
+        "bins": calibration.ECE_BINS,
+        "validation": {k: v for k, v in before.items() if not k.startswith("reliability")},
+    }
+
+
 def train_one(config: Config) -> Path:
     """Train, evaluate and save one run; returns its output folder."""
     run, started = config.run, time.time()
@@ -136,10 +161,15 @@ def train_one(config: Config) -> Path:
         baseline_test = stratified_subset(encoded["test"], run.baseline_samples, run.seed)
         baseline = evaluate(trainer, baseline_test, "baseline")[0]
     train_metrics = fit(trainer, run, out)
-    validation = evaluate(trainer, encoded["validation"], "validation")[0]
-    test, truncated, prob_positive, test_timings = evaluate_test(
-        trainer, encoded["test"], splits["test"], tokenizer, config.model
+    validation, temperature, calibrated = calibrate(trainer, encoded["validation"], run.calibrate)
+    test, truncated, prob_positive, test_timings, reports = evaluate_test(
+        trainer, encoded["test"], splits["test"], tokenizer, config.model, temperature
     )
+    if calibrated is not None:
+        calibrated.update(reports)
+        logger.info("temperature %.3f: test ECE %.4f -> %.4f", temperature,
+                    reports["test"]["ece_before"], reports["test"]["ece_after"])  # fmt: skip
+        calibration.fold_temperature(trainer.model, temperature)
     if truncated:
         logger.info("windowed test accuracy %.4f (truncated %.4f)", test["accuracy"], truncated["accuracy"])
     logger.info("test accuracy %.4f, F1 %.4f", test["accuracy"], test["f1"])
@@ -156,6 +186,7 @@ def train_one(config: Config) -> Path:
         }
         metrics = {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated}
         record = build_record(config, trainer, encoded, precision, counts, timings, metrics)
+        record["calibration"] = calibrated
         save_outputs(trainer, tokenizer, encoded["test"], prob_positive, record, out, run.keep_checkpoints)
         logger.info("finished: model and results in %s", out)
     return out
@@ -217,7 +248,7 @@ def save_outputs(
     """Model and tables first, results.json last: a folder without it is not a finished run."""
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
-    save_for_pipeline(trainer.model, tokenizer, staging)
+    save_for_pipeline(trainer.model, tokenizer, staging, base_model=record["base_model"])
     for item in staging.iterdir():
         target = out / item.name
         if target.is_dir():
@@ -253,7 +284,7 @@ def _lora_summary(config: Config, model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-@cli
+@cli(resumable=True)
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
@@ -271,7 +302,13 @@ def main(argv: list[str] | None = None) -> None:
 
         repo_id = config.run.push_to_hub
         try:
-            url = publish(out, repo_id, private=config.run.hub_private, base_model=config.run.hub_base_model)
+            url = publish(
+                out,
+                repo_id,
+                private=config.run.hub_private,
+                base_model=config.run.hub_base_model,
+                space_id=config.run.hub_space_id,
+            )
         except UserError as err:
             raise UserError(
                 f"{err} The trained run is kept in {out}; publish it later with "
