@@ -2,8 +2,10 @@
 
 Everything (model, tokenizer, card, figures, results.json, the LoRA adapter) goes up in a single
 `create_commit`, so a failure half-way leaves the repo as it was: the Hub only records a commit
-once all its files are uploaded. The token is checked with `whoami` before anything is created,
-and a repo this call created is removed again if the commit fails.
+once all its files are uploaded. The same commit deletes what an earlier push published and this
+run lacks (a LoRA run's adapter/, a figure or an ONNX export no longer made), so the repo holds one
+run, never a mix. The token is checked with `whoami` before anything is created, and a repo this
+call created is removed again if the commit fails.
 
 Every failure a user can fix is raised as `UserError` with one sentence; the token never
 appears in a message.
@@ -11,21 +13,16 @@ appears in a message.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
-from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
 from model_card.card import build_card, check_repo_id, load_results
+from model_card.hub_errors import HUB_ERRORS, NO_TOKEN, explain, remove_created_repo
 from train.errors import UserError
-
-# The HTTP library's base error (httpx in huggingface_hub 1.x, httpx2 in 2.x): connection refused,
-# timeouts and resets are its subclasses. Taken from HfHubHTTPError so both majors work.
-TRANSPORT_ERROR: type[Exception] = HfHubHTTPError.__bases__[0]
-# ConnectionError covers OfflineModeIsEnabled; other OSErrors (a local file) are not the Hub's doing.
-HUB_ERRORS = (HfHubHTTPError, TRANSPORT_ERROR, ConnectionError)
 
 # What a pipeline-ready repo needs at its root, plus the card and what it shows. Checkpoints,
 # logs and the prediction tables stay local.
@@ -47,6 +44,9 @@ ROOT_FILES = (
     "results.json",
 )
 ADAPTER_DIR = "adapter"
+# Folders this publisher owns in the repo (onnx/: the exported graphs): what it finds there and the run
+# lacks is deleted. Files outside ROOT_FILES and these folders are the repo owner's and are kept.
+OWNED_DIRS = (ADAPTER_DIR, "onnx")
 
 
 def _hub_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -65,33 +65,27 @@ def _hub_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
                 yield path, path.relative_to(run_dir).as_posix()
 
 
-def _explain(err: Exception, repo_id: str) -> str:
-    """One sentence for a Hub or network failure, without the token or a traceback."""
-    if isinstance(err, OfflineModeIsEnabled):
-        return "HF_HUB_OFFLINE is set, so nothing can be published: unset it (or set it to 0) and retry."
-    if isinstance(err, HfHubHTTPError):
-        status = err.response.status_code
-        if status == 401:
-            return (
-                "The Hugging Face token was rejected (invalid or expired): "
-                "set a valid HF_TOKEN or run `hf auth login`."
-            )
-        if status == 403:
-            return (
-                f"Your token may not write to {repo_id}: the namespace belongs to another user or "
-                "organisation, or the token is read-only."
-            )
-        if status == 404:
-            return (
-                f"The Hub does not know {repo_id} or its namespace: "
-                "check the repo id and that the token can write there."
-            )
-        detail = (err.server_message or "").strip().splitlines()
-        return f"The Hub refused the upload to {repo_id} (HTTP {status}{': ' + detail[0] if detail else ''})."
-    return (
-        f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({type(err).__name__}): "
-        "check the network connection or HF_ENDPOINT and retry."
-    )
+def _stale_files(remote: list[str], uploading: set[str]) -> list[str]:
+    """Files of an earlier push that this run does not have: at the root by ROOT_FILES, or in OWNED_DIRS."""
+    owned = [
+        path
+        for path in remote
+        if path.split("/")[0] in OWNED_DIRS
+        or ("/" not in path and any(fnmatch.fnmatch(path, pattern) for pattern in ROOT_FILES))
+    ]
+    return sorted(set(owned) - uploading)
+
+
+def commit_operations(
+    run_dir: Path, remote: list[str]
+) -> list[CommitOperationAdd | CommitOperationDelete]:
+    """Everything one publish commit does: upload the run, delete what an earlier push left and it lacks."""
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for path, name in _hub_files(run_dir)
+    ]
+    uploading = {op.path_in_repo for op in operations}
+    operations += [CommitOperationDelete(path_in_repo=path) for path in _stale_files(remote, uploading)]
+    return operations
 
 
 def publish(
@@ -117,13 +111,13 @@ def publish(
         raise UserError(f"{run_dir} has no model (config.json and *.safetensors): nothing to publish.")
     token = token or get_token()
     if not token:
-        raise UserError("No Hugging Face token found: set HF_TOKEN or log in with `hf auth login`.")
+        raise UserError(NO_TOKEN)
 
     api = HfApi(token=token)
     try:
         api.whoami()
     except HUB_ERRORS as err:
-        raise UserError(_explain(err, repo_id)) from None
+        raise UserError(explain(err, repo_id)) from None
 
     build_card(
         run_dir,
@@ -132,9 +126,6 @@ def publish(
         sweep=Path(sweep) if sweep else None,
         base_model=base_model,
     )
-    operations = [
-        CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for path, name in _hub_files(run_dir)
-    ]
     test = results["metrics"]["test"]
     message = (
         f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, "
@@ -149,12 +140,17 @@ def publish(
         if revision and revision != "main":
             # A new branch starts from main, so before the commit it publishes nothing new.
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+        # What the branch holds now decides what to delete; committing on top of exactly that head
+        # (parent_commit) makes a push that raced another one fail instead of deleting the wrong files.
+        head = api.model_info(repo_id, revision=revision)
+        remote = [sibling.rfilename for sibling in head.siblings or []]
         commit = api.create_commit(
             repo_id,
-            operations,
+            commit_operations(run_dir, remote),
             commit_message=message,
             commit_description=f"Trained with:\n\n    {results['command']}",
             revision=revision,
+            parent_commit=head.sha,
         )
     except (*HUB_ERRORS, RuntimeError) as err:
         # huggingface_hub wraps a failed LFS upload in a RuntimeError; any other RuntimeError is a bug.
@@ -162,14 +158,7 @@ def publish(
         if not isinstance(cause, HUB_ERRORS):
             raise
         if created_repo:
-            _delete_quietly(api, repo_id)
-        raise UserError(_explain(cause, repo_id)) from None
+            remove_created_repo(api, repo_id)
+        raise UserError(explain(cause, repo_id)) from None
     return commit.commit_url
 
-
-def _delete_quietly(api: HfApi, repo_id: str) -> None:
-    """Remove the empty repo this call created, so a failed first push leaves the Hub as it was."""
-    try:
-        api.delete_repo(repo_id, missing_ok=True)
-    except HUB_ERRORS:
-        pass  # best effort: the repo holds no file of the run either way, and the original error matters

@@ -1,5 +1,5 @@
 """The Space and the Hub, against the local Hub server: the app pulls its model from the Hub, and
-`space/deploy.py` publishes the Space with its MODEL_ID variable. Client code runs in subprocesses
+`python -m model_card deploy-space` publishes the Space with its MODEL_ID variable. Client code runs in subprocesses
 (huggingface_hub reads HF_ENDPOINT when it is imported).
 """
 
@@ -77,7 +77,8 @@ def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> 
 
 def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SPACE / "deploy.py"), *args],
+        [sys.executable, "-m", "model_card", "deploy-space", *args],
+        cwd=ROOT,
         check=False,
         env=env,
         capture_output=True,
@@ -89,7 +90,7 @@ def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, tmp_path: Path) -> None:
     env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
     space_id = f"{local_hub.user}/sentiment-space"
-    proc = run_deploy(env, "--repo_id", space_id, "--model_id", hub_model, "--private")
+    proc = run_deploy(env, "--space_id", space_id, "--model_id", hub_model, "--private")
     assert proc.returncode == 0, proc.stderr
     assert local_hub.token not in proc.stdout + proc.stderr
     assert f"Deployed {space_id} serving {hub_model}" in proc.stdout
@@ -98,17 +99,10 @@ def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, t
     info = api.space_info(space_id)
     assert info.sdk == "gradio" and info.private
     files = set(api.list_repo_files(space_id, repo_type="space"))
-    expected = {
-        "app.py",
-        "classifier.py",
-        "files.py",
-        "examples.py",
-        "requirements.txt",
-        "README.md",
-        "screenshot.png",
-    }
-    assert expected <= files
-    assert "deploy.py" not in files and not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    # Every module of the app goes up (whatever its split into files), the local-only script and caches do not.
+    modules = {p.name for p in SPACE.glob("*.py")} - {"screenshot.py"}
+    assert modules | {"requirements.txt", "README.md", "screenshot.png"} <= files
+    assert "screenshot.py" not in files and not any("__pycache__" in f or f.endswith(".pyc") for f in files)
     assert api.get_space_variables(space_id)["MODEL_ID"].value == hub_model
     readme = Path(
         api.hf_hub_download(space_id, "README.md", repo_type="space", cache_dir=tmp_path / "c")
@@ -118,7 +112,7 @@ def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, t
     assert app_py.read_bytes() == (SPACE / "app.py").read_bytes()
 
     # Deploying again updates the same Space.
-    again = run_deploy(env, "--repo_id", space_id, "--model_id", f"{local_hub.user}/other-model")
+    again = run_deploy(env, "--space_id", space_id, "--model_id", f"{local_hub.user}/other-model")
     assert again.returncode == 0 and "warning: model" in again.stdout
     assert api.get_space_variables(space_id)["MODEL_ID"].value == f"{local_hub.user}/other-model"
 
@@ -132,7 +126,7 @@ def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -
     }[who]
     env = local_hub.client_env(tmp_path / "hf_home", token)
     env.pop("HF_TOKEN", None) if token is None else None
-    proc = run_deploy(env, "--repo_id", f"{local_hub.user}/space", "--model_id", f"{local_hub.user}/model")
+    proc = run_deploy(env, "--space_id", f"{local_hub.user}/space", "--model_id", f"{local_hub.user}/model")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     expected = {

@@ -18,18 +18,26 @@ class UserError(Exception):
     """An input problem with a message that says what is wrong and what to do."""
 
 
-def cli(main: Callable[..., T]) -> Callable[..., T]:
-    """Wrap a command's `main` so user errors and Ctrl-C end with one line, not a traceback."""
+def cli(main: Callable[..., T] | None = None, *, resumable: bool = False):
+    """Wrap a command's `main` so user errors and Ctrl-C end with one line, not a traceback.
 
-    @functools.wraps(main)
-    def wrapper(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted: nothing was finished; rerun with --resume to continue", file=sys.stderr)
-            raise SystemExit(130) from None
+    Use as `@cli`, or `@cli(resumable=True)` for a command with --resume, whose Ctrl-C line says so;
+    other commands only have "run it again" to offer.
+    """
+    hint = "rerun with --resume to continue" if resumable else "run the command again to redo it"
 
-    return wrapper
+    def wrap(main: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(main)
+        def wrapper(*args, **kwargs):
+            try:
+                return main(*args, **kwargs)
+            except UserError as err:
+                print(f"error: {err}", file=sys.stderr)
+                raise SystemExit(2) from None
+            except KeyboardInterrupt:
+                print(f"interrupted: nothing was finished; {hint}", file=sys.stderr)
+                raise SystemExit(130) from None
+
+        return wrapper
+
+    return wrap(main) if main is not None else wrap

@@ -137,9 +137,19 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, float]:
     return {"num_parameters": total, "trainable_parameters": trainable, "trainable_share": trainable / total}
 
 
-def save_for_pipeline(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
-    """Save a plain transformers model that pipeline() loads without peft; a LoRA adapter goes in adapter/."""
+def save_for_pipeline(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Path, base_model: str | None = None
+) -> None:
+    """Save a plain transformers model that pipeline() loads without peft; a LoRA adapter goes in adapter/.
+
+    `base_model` is the base as a user of the published adapter knows it (the Hub id from
+    --hub_base_model): peft would otherwise write the folder the run loaded, a path of this machine,
+    into adapter_config.json, and loading the adapter anywhere else would fail.
+    """
     if isinstance(model, PeftModel):
+        if base_model:
+            for config in model.peft_config.values():
+                config.base_model_name_or_path = base_model
         model.save_pretrained(out_dir / "adapter")
         model = model.merge_and_unload()
     model.save_pretrained(out_dir)
