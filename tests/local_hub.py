@@ -310,6 +310,11 @@ class LocalHub:
         """Make the next LFS object upload (the PUT of its bytes) fail with a 400, never retried."""
         self._fail_next_lfs_upload = True
 
+    def commit_titles(self, repo_id: str, repo_type: str = "model") -> list[str]:
+        """Every commit of a repo, oldest first (the Hub's commit listing is not served): lets a test
+        count the commits an operation made."""
+        return [commit.title for commit in self._repos[(repo_type, repo_id)].commits.values()]
+
     def client_env(self, hf_home: Path, token: str | None) -> dict[str, str]:
         """Environment for a subprocess running real client code against this hub: a fresh cache in
         ``hf_home`` (pass an empty directory), ``token`` as HF_TOKEN (None: anonymous), online, no Xet."""
