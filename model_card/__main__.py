@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "--private", action="store_true", help="create the repo private (an existing repo is kept as is)"
     )
     push.add_argument("--revision", help="branch to commit to (created from main if missing; default: main)")
+    push.add_argument(
+        "--no_onnx",
+        action="store_true",
+        help="publish no onnx/model.onnx and onnx/model_quantized.onnx (for transformers.js and ONNX Runtime)",
+    )
 
     space = commands.add_parser("deploy-space", help="publish space/ as a Gradio Space serving a Hub model")
     space.add_argument("--space_id", required=True, help="the Space to create or update, USER/NAME")
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         space_id=args.space_id,
         sweep=args.sweep,
         base_model=args.base_model,
+        onnx=not args.no_onnx,
     )
     print(f"Published {args.repo_id}: {url}")
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from model_card import plots
+from model_card import onnx_files, plots
 from model_card.analysis import ErrorAnalysis, analyse
 from model_card.citations import citations_for
 from model_card.names import IMDB_TEST_SIZE, BaseModel, dataset_id, local_dataset_name, resolve_base_model
@@ -437,6 +437,7 @@ def build_card(
         example_rows=example_rows(errors) if errors else [],
         long_reviews=long_reviews,
         windowed=windowed,
+        onnx=onnx_files.load_agreement(run_dir),
         command=wrap_command(results["command"]),
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
         images=images,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
+from model_card import onnx_files
 from model_card.card import build_card, check_repo_id, load_results
 from model_card.hub_errors import HUB_ERRORS, NO_TOKEN, explain, remove_created_repo
 from train.errors import UserError
@@ -63,6 +64,7 @@ def _hub_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
             # peft writes a placeholder README into the adapter folder; the repo's card is the real one.
             if path.is_file() and path.name != "README.md":
                 yield path, path.relative_to(run_dir).as_posix()
+    yield from onnx_files.hub_files(run_dir)
 
 
 def _stale_files(remote: list[str], uploading: set[str]) -> list[str]:
@@ -98,11 +100,13 @@ def publish(
     space_id: str | None = None,
     sweep: str | os.PathLike[str] | None = None,
     base_model: str | None = None,
+    onnx: bool = True,
 ) -> str:
     """Build the card for `repo_id`, then create the repo if missing and upload the run in one commit.
 
     `token` defaults to HF_TOKEN or the cached login. `revision` is a branch, created from main if
-    missing. Returns the commit URL; raises UserError with nothing published on any failure.
+    missing. `onnx`: also publish onnx/model.onnx and onnx/model_quantized.onnx (model_card.onnx_files).
+    Returns the commit URL; raises UserError with nothing published on any failure.
     """
     run_dir = Path(run_dir)
     check_repo_id(repo_id)
@@ -119,6 +123,10 @@ def publish(
     except HUB_ERRORS as err:
         raise UserError(explain(err, repo_id)) from None
 
+    if onnx:  # before the card, which states how close the int8 file's labels are to float32's
+        onnx_files.build(run_dir)
+    else:
+        onnx_files.remove(run_dir)
     build_card(
         run_dir,
         repo_id=repo_id,

@@ -32,6 +32,8 @@ PUBLISHED = {
     "length_histogram.png",
     "adapter/adapter_config.json",
     "adapter/adapter_model.safetensors",
+    "onnx/model.onnx",
+    "onnx/model_quantized.onnx",
 }
 LOAD = """
 import json, sys

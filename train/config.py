@@ -335,6 +335,13 @@ class RunArguments(TrainingOptions):
             "snippet (default: none; deploy one with python -m model_card deploy-space)."
         },
     )
+    onnx: bool = field(
+        default=True,
+        metadata={
+            "help": "With --push_to_hub: also publish onnx/model.onnx and onnx/model_quantized.onnx, for "
+            "transformers.js and ONNX Runtime (--no_onnx: weights and card only)."
+        },
+    )
     save_total_limit: int = field(
         default=2,
         metadata={"help": "Checkpoints kept in output_dir while training (the best one is always kept)."},

@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
                 private=config.run.hub_private,
                 base_model=config.run.hub_base_model,
                 space_id=config.run.hub_space_id,
+                onnx=config.run.onnx,
             )
         except UserError as err:
             raise UserError(
