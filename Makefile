@@ -16,7 +16,7 @@ BASE_MODEL_ID := sentence-transformers/all-MiniLM-L6-v2
 HUB_REPO ?=
 PORT ?= 7860
 
-.PHONY: venv demo train-demo train-cpu bench-cpu card-demo publish-demo serve-demo test browser bench-space bench-train bench-gpu-dryrun clean
+.PHONY: venv demo train-demo train-cpu bench-cpu card-demo publish-demo serve-demo test browser node bench-space bench-train bench-gpu-dryrun clean
 
 venv: $(VENV)/.installed
 
@@ -50,8 +50,13 @@ publish-demo: venv
 serve-demo: venv
 	MODEL_ID=$(DEMO_DIR) PORT=$(PORT) $(PY) space/app.py
 
-test: venv browser
+test: venv browser node
 	$(PY) -m pytest -q
+
+# Node.js and npm for tests/test_transformers_js.py, which installs its pinned transformers.js (tests/js) from the
+# npm registry into ~/.cache/imdb-sentiment/transformers-js (TRANSFORMERS_JS_CACHE) once and reuses it.
+node:
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 
 # Debian's Chromium for the Space's browser test (Playwright drives it; no browser download).
 browser:

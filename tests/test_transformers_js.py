@@ -1,0 +1,170 @@
+"""transformers.js, a client no one here wrote, classifies with what `python -m model_card push` published.
+
+The pinned `@huggingface/transformers` (tests/js/package.json and its lock file) is installed from the
+npm registry with `npm ci` into a cache folder outside the project (TRANSFORMERS_JS_CACHE, default
+~/.cache/imdb-sentiment/transformers-js/<hash of the lock file>), once, then reused by every run. Node
+runs tests/js/classify.mjs, which loads the published repo by its id from the local Hub with
+`pipeline("text-classification", ...)`, float32 (`dtype: "fp32"`, onnx/model.onnx) and int8 (`"q8"`,
+onnx/model_quantized.onnx), on 200 real reviews; its labels and scores are compared with the torch
+`pipeline`'s on the same run. Without Node/npm or the registry, this test alone is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLE_DIR, train_tiny
+from local_hub import LocalHub, running_hub
+from transformers import pipeline
+
+JS_DIR = ROOT / "tests" / "js"
+CACHE = Path(
+    os.environ.get("TRANSFORMERS_JS_CACHE", Path.home() / ".cache" / "imdb-sentiment" / "transformers-js")
+)
+# The Node version the pinned transformers.js needs (its image dependency, sharp, declares >= 20.9.0).
+MIN_NODE = (20, 9)
+REPO_ID = "alice/imdb-js"
+REVIEWS = 200
+MIN_LABEL_AGREEMENT = 0.99
+# |P(label) from transformers.js - P(label) from torch|, every label of every review. float32: the same
+# function in another runtime, whose fused kernels (LayerNorm, GELU, softmax) round differently, far below
+# what could turn a label. int8: dynamic quantisation moves a probability by hundredths at most on real
+# reviews (the card's measured figure); beyond 0.05 it is no longer the same classifier.
+SCORE_TOLERANCE = {"fp32": 1e-3, "q8": 0.05}
+
+
+def _node_version(node: str) -> tuple[int, ...]:
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+    return tuple(int(part) for part in out.strip().lstrip("v").split(".")[:2])
+
+
+def install_transformers_js() -> Path:
+    """Where tests/js's pinned dependencies are installed, once per lock file; skips where they cannot be."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip(
+            "Node.js and npm are not installed (apt-get install nodejs npm), so transformers.js cannot run"
+        )
+    if _node_version(node) < MIN_NODE:
+        pytest.skip(
+            f"Node {_node_version(node)} is older than the {MIN_NODE} the pinned transformers.js needs"
+        )
+    files = ("package.json", "package-lock.json")
+    key = hashlib.sha256(b"".join((JS_DIR / name).read_bytes() for name in files)).hexdigest()[:16]
+    target = CACHE / key
+    if (target / "node_modules" / "@huggingface" / "transformers" / "package.json").is_file():
+        return target
+    staging = CACHE / f".{key}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in files:
+        shutil.copy(JS_DIR / name, staging / name)
+    # --ignore-scripts: onnxruntime-node's install script only fetches CUDA libraries (from NuGet, off the
+    # registry); its CPU binaries are in the npm package itself.
+    result = subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=staging,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()] or ["(no output)"]
+        pytest.skip(f"npm could not install the pinned @huggingface/transformers (offline?): {errors[0]}")
+    try:
+        staging.rename(target)
+    except OSError:  # another run installed the same lock file meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[LocalHub]:
+    with running_hub() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def run_dir(hub: LocalHub, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny full fine-tune published by `python -m model_card push` (weights, card, the two ONNX files)."""
+    run = train_tiny(tiny_model_dir, tmp_path_factory.mktemp("js-run") / "run")
+    result = subprocess.run(
+        [sys.executable, "-m", "model_card", "push", str(run), "--repo_id", REPO_ID],
+        cwd=ROOT,
+        check=False,
+        env=hub.client_env(tmp_path_factory.mktemp("home"), hub.token),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def reviews() -> list[str]:
+    """200 real IMDb test reviews, half of each label."""
+    test = pd.read_parquet(SAMPLE_DIR / "test.parquet")
+    return test.groupby("label").sample(n=REVIEWS // 2, random_state=0)["text"].tolist()
+
+
+def _scores(predictions: list[list[dict]]) -> list[dict[str, float]]:
+    return [{item["label"]: float(item["score"]) for item in prediction} for prediction in predictions]
+
+
+def _transformers_js(install: Path, hub: LocalHub, dtype: str, texts: list[str], cache: Path) -> dict:
+    request = {
+        "host": f"{hub.endpoint}/",
+        "repo": REPO_ID,
+        "dtype": dtype,
+        "cache_dir": str(cache),
+        "texts": texts,
+    }
+    result = subprocess.run(
+        ["node", str(JS_DIR / "classify.mjs"), str(install)],
+        input=json.dumps(request),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "q8"])
+def test_transformers_js_classifies_the_published_model_like_torch(
+    hub: LocalHub, run_dir: Path, reviews: list[str], tmp_path: Path, dtype: str
+) -> None:
+    install = install_transformers_js()
+    answer = _transformers_js(install, hub, dtype, reviews, tmp_path / "transformers-js-cache")
+    # It downloaded the file of its dtype from the local Hub (its cache was empty before).
+    downloaded = {path.name for path in (tmp_path / "transformers-js-cache").rglob("*.onnx")}
+    assert downloaded == {"model.onnx" if dtype == "fp32" else "model_quantized.onnx"}
+
+    torch_pipe = pipeline("text-classification", model=str(run_dir), top_k=None)
+    expected = _scores(torch_pipe(reviews, truncation=True))
+    got = _scores(answer["predictions"])
+    assert len(got) == len(expected) == REVIEWS
+    same = [max(g, key=g.get) == max(e, key=e.get) for g, e in zip(got, expected)]
+    agreement = sum(same) / len(same)
+    differences = [abs(g[label] - e[label]) for g, e in zip(got, expected) for label in e]
+    print(
+        f"transformers.js {answer['version']} {dtype}: labels agree with torch on {agreement:.1%} of "
+        f"{REVIEWS} reviews; max |score difference| {max(differences):.2e}"
+    )
+    # Both labels occur, so agreement is not the trivial one of a model that says the same to everything.
+    assert len({max(e, key=e.get) for e in expected}) == 2
+    assert agreement >= MIN_LABEL_AGREEMENT
+    assert max(differences) <= SCORE_TOLERANCE[dtype]
