@@ -10,7 +10,8 @@ and exits when stdin closes (the Space and the trivial app shut their servers do
 - pipeline: a JSON list of texts -> {"labels": [...], "wall": seconds, "cpu": seconds}, timed here,
   without the pipe's overhead. `pipeline(..., truncation=True)` once per review is the issue's
   baseline; this mode imports nothing of the Space's, so it runs with default thread settings.
-- space: {"op": "forward"} -> {"forward": seconds inside the engines' forward passes so far};
+- space: {"op": "forward"} -> {"forward": seconds inside the engines' forward passes so far, timed by
+  wrapping the Space's engines};
   {"op": "model", "text": ..., "engine": ..., "reps": n} -> {"ms": [...]}: the Space's model
   call alone for one review, without HTTP and queue. The ready line carries the default engine
   and the start-up measurement the Space chose it by.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,18 +44,50 @@ def pipeline_worker(model_dir: str) -> None:
     serve({}, classify)
 
 
+def timed_engines(engines: dict[str, Callable], seconds: list[float]) -> None:
+    """Wrap every engine so its forward passes add their wall time to `seconds[0]` (the Space carries no timer).
+
+    The int8 engine's per-window calls run on several workers at once, so their wall time is the
+    span from the first call's start to the last call's end, as the Space's own loop waits for it.
+    """
+    lock, running, started = threading.Lock(), [0], [0.0]
+
+    def wrap(fn: Callable) -> Callable:
+        def run(*args: object) -> object:
+            with lock:
+                if running[0] == 0:
+                    started[0] = time.perf_counter()
+                running[0] += 1
+            try:
+                return fn(*args)
+            finally:
+                with lock:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        seconds[0] += time.perf_counter() - started[0]
+
+        return run
+
+    for name, fn in list(engines.items()):
+        engines[name] = wrap(fn)
+
+
 def space_worker(model_dir: str, port: int) -> None:
     sys.path.insert(0, str(ROOT / "space"))
     import app
-    import classifier
+    from files import Limits
+    from sentiment import SentimentModel
+    from settings import Settings
 
-    model = classifier.SentimentModel(model_dir)
-    demo = app.build_app(model, limits=app.Limits(max_rows=10_000, max_chars=10**6))
+    model = SentimentModel(model_dir)
+    forward = [0.0]
+    timed_engines(model.engines, forward)
+    demo = app.build_app(model, Settings(limits=Limits(max_rows=10_000, max_chars=10**6)))
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
 
     def answer(request: dict) -> dict:
         if request["op"] == "forward":
-            return {"forward": model.forward_seconds}
+            return {"forward": forward[0]}
         times = []
         for _ in range(request["reps"]):
             started = time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import app
-from classifier import SentimentModel
+from sentiment import SentimentModel
 
 REVIEW = (
     "Brilliant acting and a gorgeous score, but the plot is a boring mess and the last hour is "

@@ -17,8 +17,9 @@ SPACE = Path(__file__).resolve().parent.parent / "space"
 sys.path.insert(0, str(SPACE))  # space/ is deployed alone and imports its siblings by bare name
 
 import app  # noqa: E402
-import classifier  # noqa: E402
+import sentiment  # noqa: E402
 import files  # noqa: E402
+from settings import Settings  # noqa: E402
 from conftest import free_port  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
@@ -34,14 +35,14 @@ def space_model_dir(tiny_model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(space_model_dir: Path) -> classifier.SentimentModel:
-    return classifier.SentimentModel(str(space_model_dir))
+def tiny_model(space_model_dir: Path) -> sentiment.SentimentModel:
+    return sentiment.SentimentModel(str(space_model_dir))
 
 
 @pytest.fixture(scope="session")
-def space_url(tiny_model: classifier.SentimentModel) -> Iterator[str]:
+def space_url(tiny_model: sentiment.SentimentModel) -> Iterator[str]:
     """The Space on the tiny model, launched in this process on a free localhost port."""
-    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
+    demo = app.build_app(tiny_model, Settings(limits=TEST_LIMITS))
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,16 @@ SPACE = ROOT / "space"
 sys.path.insert(0, str(SPACE))
 
 import app
-import classifier
+import batcher
+import engines
+import explain
 import files
+import sentiment
+import service
+import views
+import windows
+from examples import EXAMPLES
+from settings import Settings
 from conftest import free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -43,7 +52,7 @@ def reviews(sample_dir: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def long_review(reviews: pd.DataFrame, tiny_model: classifier.SentimentModel) -> str:
+def long_review(reviews: pd.DataFrame, tiny_model: sentiment.SentimentModel) -> str:
     """A real review longer than the model's 512 tokens."""
     for text in reviews["text"]:
         if len(tiny_model.tokenizer(text)["input_ids"]) > 700:
@@ -60,7 +69,7 @@ def assert_result(result: dict, engine: str | None = None) -> None:
     assert sum(probs.values()) == pytest.approx(1.0)
     assert result["label"] == max(probs, key=probs.get)
     assert result["score"] == pytest.approx(probs[result["label"]])
-    assert result["engine"] == engine if engine else result["engine"] in classifier.ENGINE_LABELS
+    assert result["engine"] == engine if engine else result["engine"] in engines.ENGINE_LABELS
 
 
 def ok(client: Client) -> None:
@@ -69,7 +78,7 @@ def ok(client: Client) -> None:
 
 
 def upload(
-    client: Client, path: Path, column: str = "", engine: str = classifier.ENGINE_INT8
+    client: Client, path: Path, column: str = "", engine: str = engines.ENGINE_INT8
 ) -> tuple[pd.DataFrame, dict]:
     csv_path, summary = client.predict(handle_file(str(path)), column, engine, api_name="/predict_file")
     return pd.read_csv(csv_path, dtype=str, keep_default_na=False), summary
@@ -94,8 +103,8 @@ def test_float_engine_is_the_plain_pipeline(client: Client, space_model_dir: Pat
     from transformers import pipeline
 
     text = "The plot was thin but the acting carried it."
-    result = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
-    assert_result(result, classifier.ENGINE_FLOAT)
+    result = client.predict(text, engines.ENGINE_FLOAT, api_name="/predict")
+    assert_result(result, engines.ENGINE_FLOAT)
     pipe = pipeline("text-classification", model=str(space_model_dir), top_k=None)
     expected = {d["label"]: d["score"] for d in pipe([text])[0]}
     for label, p in expected.items():
@@ -103,28 +112,28 @@ def test_float_engine_is_the_plain_pipeline(client: Client, space_model_dir: Pat
 
 
 def test_int8_engine_is_close_to_float(
-    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame
+    client: Client, tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame
 ) -> None:
     texts = reviews["text"].head(16).tolist()
-    fast = tiny_model.predict(texts, classifier.ENGINE_INT8)
-    exact = tiny_model.predict(texts, classifier.ENGINE_FLOAT)
+    fast = tiny_model.predict(texts, engines.ENGINE_INT8)
+    exact = tiny_model.predict(texts, engines.ENGINE_FLOAT)
     gaps = [abs(a.probabilities["POSITIVE"] - b.probabilities["POSITIVE"]) for a, b in zip(fast, exact)]
     assert max(gaps) < 0.02
     assert [a.windows for a in fast] == [b.windows for b in exact]
     # One window at a time: a review's int8 score does not depend on what it was batched with.
-    alone = tiny_model.predict(texts[:1], classifier.ENGINE_INT8)[0]
+    alone = tiny_model.predict(texts[:1], engines.ENGINE_INT8)[0]
     assert alone.probabilities == fast[0].probabilities
-    via_api = client.predict(texts[0], classifier.ENGINE_INT8, api_name="/predict")
-    assert_result(via_api, classifier.ENGINE_INT8)
+    via_api = client.predict(texts[0], engines.ENGINE_INT8, api_name="/predict")
+    assert_result(via_api, engines.ENGINE_INT8)
     assert via_api["probabilities"]["POSITIVE"] == pytest.approx(alone.probabilities["POSITIVE"], abs=1e-12)
 
 
-def test_bf16_engine_is_close_to_float(tiny_model: classifier.SentimentModel, reviews: pd.DataFrame) -> None:
-    if classifier.ENGINE_BF16 not in tiny_model.engines:
+def test_bf16_engine_is_close_to_float(tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame) -> None:
+    if engines.ENGINE_BF16 not in tiny_model.engines:
         pytest.skip("this CPU has no native bfloat16, so the Space does not offer the bf16 engine")
     texts = reviews["text"].head(16).tolist()
-    half = tiny_model.predict(texts, classifier.ENGINE_BF16)
-    exact = tiny_model.predict(texts, classifier.ENGINE_FLOAT)
+    half = tiny_model.predict(texts, engines.ENGINE_BF16)
+    exact = tiny_model.predict(texts, engines.ENGINE_FLOAT)
     gaps = [abs(a.probabilities["POSITIVE"] - b.probabilities["POSITIVE"]) for a, b in zip(half, exact)]
     assert max(gaps) < 0.03 and [a.windows for a in half] == [b.windows for b in exact]
 
@@ -134,68 +143,87 @@ def test_bf16_is_offered_only_where_the_cpu_computes_it(monkeypatch: pytest.Monk
 
     for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         monkeypatch.setattr(torch.cpu, check, lambda: False)
-    assert classifier.default_engines() == (classifier.ENGINE_FLOAT, classifier.ENGINE_INT8)
+    assert engines.default_engines() == (engines.ENGINE_FLOAT, engines.ENGINE_INT8)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert classifier.ENGINE_BF16 in classifier.default_engines()
+    assert engines.ENGINE_BF16 in engines.default_engines()
 
 
 def test_default_engine_is_the_fastest_measured_that_keeps_float_labels() -> None:
     """An engine outside AUTO_ENGINES (not shown by the benchmark to keep float32's labels) is
     never the default, however fast it measured."""
-    float_, bf16 = classifier.ENGINE_FLOAT, classifier.ENGINE_BF16
-    assert bf16 in classifier.AUTO_ENGINES
-    assert classifier.fastest_engine({float_: 0.30, bf16: 0.20, "unvetted": 0.10}) == bf16
-    assert classifier.fastest_engine({float_: 0.30, bf16: 0.40}) == float_
-    assert classifier.fastest_engine({"unvetted": 0.10}) == float_
+    float_, bf16 = engines.ENGINE_FLOAT, engines.ENGINE_BF16
+    assert bf16 in engines.AUTO_ENGINES
+    assert engines.fastest_engine({float_: 0.30, bf16: 0.20, "unvetted": 0.10}) == bf16
+    assert engines.fastest_engine({float_: 0.30, bf16: 0.40}) == float_
+    assert engines.fastest_engine({"unvetted": 0.10}) == float_
+    # ... nor one that gave other labels than float32 on the examples at start-up.
+    assert engines.fastest_engine({float_: 0.30, bf16: 0.20}, same_labels={float_}) == float_
+    assert engines.fastest_engine({float_: 0.30, bf16: 0.20}, same_labels={float_, bf16}) == bf16
+
+
+def test_start_up_measurement_finds_an_engine_that_changes_labels(
+    tiny_model: sentiment.SentimentModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An int8 engine that swaps the classes is measured, but not counted among those that keep float32's labels."""
+    float_fn = tiny_model.engines[engines.ENGINE_FLOAT]
+    monkeypatch.setitem(tiny_model.engines, engines.ENGINE_INT8, lambda ids, mask: float_fn(ids, mask)[:, ::-1])
+    texts = [text for _, text in EXAMPLES]
+    assert len({p.label for p in tiny_model.predict(texts, engines.ENGINE_FLOAT)}) == 2  # a swap shows
+    timings = tiny_model.measure(texts, repeats=1)
+    assert engines.ENGINE_INT8 in timings and engines.ENGINE_FLOAT in tiny_model.same_labels
+    assert engines.ENGINE_INT8 not in tiny_model.same_labels
+    assert engines.fastest_engine({**timings, engines.ENGINE_INT8: 0.0}, tiny_model.same_labels) != engines.ENGINE_INT8
 
 
 def test_page_states_what_this_host_measured(
-    tiny_model: classifier.SentimentModel, monkeypatch: pytest.MonkeyPatch
+    tiny_model: sentiment.SentimentModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine menu shows this machine's start-up timings; SPACE_ENGINE overrides the choice."""
-    monkeypatch.setenv("SPACE_ENGINE", classifier.ENGINE_INT8)
-    demo = app.build_app(tiny_model, limits=TEST_LIMITS)
+    monkeypatch.setenv("SPACE_ENGINE", engines.ENGINE_INT8)
+    demo = app.build_app(tiny_model, replace(Settings.from_env(), limits=TEST_LIMITS))
     radio = next(c for c in demo.config["components"] if c.get("props", {}).get("label") == "Engine")
-    assert radio["props"]["value"] == classifier.ENGINE_INT8
+    assert radio["props"]["value"] == engines.ENGINE_INT8
     info = radio["props"]["info"]
     assert "Measured on this machine at start-up" in info and "set by SPACE_ENGINE" in info
     for engine, seconds in tiny_model.timings.items():
         assert f"{engine} {seconds * 1000:.0f} ms" in info
     monkeypatch.setenv("SPACE_ENGINE", "gpu")
     with pytest.raises(ValueError, match="SPACE_ENGINE='gpu': choose one of float"):
-        app.build_app(tiny_model, limits=TEST_LIMITS)
+        app.build_app(tiny_model, replace(Settings.from_env(), limits=TEST_LIMITS))
 
 
 def test_long_review_is_split_into_windows_and_averaged(
-    client: Client, tiny_model: classifier.SentimentModel, long_review: str
+    client: Client, tiny_model: sentiment.SentimentModel, long_review: str, space_model_dir: Path
 ) -> None:
-    result = client.predict(long_review, classifier.ENGINE_FLOAT, api_name="/predict")
+    result = client.predict(long_review, engines.ENGINE_FLOAT, api_name="/predict")
     assert result["windows"] >= 2 and result["tokens"] > 512
     # The same numbers by hand: the float model on each overlapping window, probabilities averaged.
     import torch
+    from transformers import AutoModelForSequenceClassification
 
+    float_model = AutoModelForSequenceClassification.from_pretrained(space_model_dir, dtype=torch.float32).eval()
     enc = tiny_model.tokenizer(
-        classifier.clean_text(long_review),
+        windows.clean_text(long_review),
         truncation=True,
         max_length=512,
-        stride=classifier.WINDOW_OVERLAP,
+        stride=windows.WINDOW_OVERLAP,
         return_overflowing_tokens=True,
     )
     assert len(enc["input_ids"]) == result["windows"]
     with torch.no_grad():
         window_probs = [
-            torch.softmax(tiny_model.float_model(input_ids=torch.tensor([ids])).logits[0], -1).numpy()
+            torch.softmax(float_model(input_ids=torch.tensor([ids])).logits[0], -1).numpy()
             for ids in enc["input_ids"]
         ]
     assert result["probabilities"]["POSITIVE"] == pytest.approx(
         float(np.mean(window_probs, axis=0)[1]), abs=1e-6
     )
     # ... and the UI says it did.
-    _, note = app.prediction_view(result, 512)
+    _, note = views.prediction_view(result, 512)
     assert f"split into {result['windows']} windows" in note and "Nothing was cut off" in note
 
 
-def test_br_tags_are_removed_as_in_training(tiny_model: classifier.SentimentModel) -> None:
+def test_br_tags_are_removed_as_in_training(tiny_model: sentiment.SentimentModel) -> None:
     with_tags, without = tiny_model.predict(
         ["Great fun.<br /><br />Loved it.", "Great fun.  Loved it."], "float"
     )
@@ -206,11 +234,11 @@ def test_br_tags_are_removed_as_in_training(tiny_model: classifier.SentimentMode
 
 def test_predict_batch_keeps_order_and_matches_predict(client: Client) -> None:
     texts = ["Wonderful.", "Dreadful, boring and far too long.", "It was fine."]
-    batch = client.predict(texts, classifier.ENGINE_FLOAT, api_name="/predict_batch")
+    batch = client.predict(texts, engines.ENGINE_FLOAT, api_name="/predict_batch")
     assert len(batch) == 3
     for text, result in zip(texts, batch):
-        assert_result(result, classifier.ENGINE_FLOAT)
-        single = client.predict(text, classifier.ENGINE_FLOAT, api_name="/predict")
+        assert_result(result, engines.ENGINE_FLOAT)
+        single = client.predict(text, engines.ENGINE_FLOAT, api_name="/predict")
         assert result["probabilities"]["POSITIVE"] == pytest.approx(
             single["probabilities"]["POSITIVE"], abs=1e-5
         )
@@ -219,12 +247,14 @@ def test_predict_batch_keeps_order_and_matches_predict(client: Client) -> None:
 def test_explain_returns_highlighted_spans_of_the_review(client: Client) -> None:
     text = "Sharp writing, lovely score,<br />and a dull ending."
     spans, summary = client.predict(text, api_name="/explain")
-    assert "".join(s["token"] for s in spans) == classifier.clean_text(text)
-    assert {s["class_or_confidence"] for s in spans} <= {None, *app.HIGHLIGHT_COLORS}
+    assert "".join(s["token"] for s in spans) == windows.clean_text(text)
+    assert {s["class_or_confidence"] for s in spans} <= {None, *views.HIGHLIGHT_COLORS}
     assert "P(POSITIVE) =" in summary and "Pushed positive" in summary
 
 
-def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel) -> None:
+def test_explanation_comes_from_the_model(
+    tiny_model: sentiment.SentimentModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Occlusion finds the words a model reacts to: here an engine that only knows two words."""
     vocab = tiny_model.tokenizer.get_vocab()
     good, awful = vocab["superb"], vocab["awful"]
@@ -233,14 +263,10 @@ def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel)
         score = ((ids == good).sum(axis=1) - (ids == awful).sum(axis=1)) * 2.0
         return np.stack([np.zeros_like(score), score], axis=1)
 
-    tiny_model.add_engine("two-words", two_word_model)
-    try:
-        batcher = classifier.Batcher(tiny_model)
-        result = classifier.explain(batcher, "The cast is superb but the script is awful indeed", "two-words")
-        spans, _ = app.render_explanation(result)
-    finally:
-        del tiny_model.engines["two-words"]
-    _, summary = app.render_explanation(result)
+    monkeypatch.setitem(tiny_model.engines, "two-words", two_word_model)
+    merger = batcher.Batcher(tiny_model)
+    result = explain.explain(merger, "The cast is superb but the script is awful indeed", "two-words")
+    spans, summary = views.render_explanation(result)
     assert "**Pushed positive:** “superb” +" in summary and "**Pushed negative:** “awful” -" in summary
     categories = {span.strip(): category for span, category in spans}
     assert categories["superb"] == "strong positive"
@@ -249,9 +275,9 @@ def test_explanation_comes_from_the_model(tiny_model: classifier.SentimentModel)
 
 
 def test_long_explanations_occlude_spans_of_words(
-    tiny_model: classifier.SentimentModel, long_review: str
+    tiny_model: sentiment.SentimentModel, long_review: str
 ) -> None:
-    spans = classifier.occlusion_spans(long_review, 10)
+    spans = explain.occlusion_spans(long_review, 10)
     assert len(spans) <= 10 and "".join(spans) == long_review
     assert all(s.strip() for s in spans)
 
@@ -272,7 +298,7 @@ def token_mean_engine(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def fake_engines(tiny_model: classifier.SentimentModel):
+def fake_engines(tiny_model: sentiment.SentimentModel, monkeypatch: pytest.MonkeyPatch):
     """Registers `token_mean_engine` as "tokens", and a gated copy that holds the model on its
     first call until released; removes both afterwards."""
     release, started = threading.Event(), threading.Event()
@@ -282,14 +308,13 @@ def fake_engines(tiny_model: classifier.SentimentModel):
         release.wait(10)
         return token_mean_engine(ids, mask)
 
-    tiny_model.add_engine("tokens", token_mean_engine)
-    tiny_model.add_engine("gated", gated)
+    monkeypatch.setitem(tiny_model.engines, "tokens", token_mean_engine)
+    monkeypatch.setitem(tiny_model.engines, "gated", gated)
     yield release, started
     release.set()
-    del tiny_model.engines["tokens"], tiny_model.engines["gated"]
 
 
-def positives(predictions: list[classifier.Prediction]) -> list[float]:
+def positives(predictions: list[sentiment.Prediction]) -> list[float]:
     return [p.probabilities["POSITIVE"] for p in predictions]
 
 
@@ -305,7 +330,7 @@ def assert_distinct(values: list[float], gap: float) -> None:
 
 
 def test_waiting_requests_each_get_their_own_predictions(
-    tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, fake_engines
+    tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame, fake_engines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Five requests of different sizes wait behind a busy model, run as one merged call, and
     each gets back the predictions of its own texts, in its own order."""
@@ -315,11 +340,20 @@ def test_waiting_requests_each_get_their_own_predictions(
     alone = {i: positives(tiny_model.predict(t, "tokens")) for i, t in requests.items()}
     assert_distinct([p for ps in alone.values() for p in ps], 1e-9)
 
-    batcher = classifier.Batcher(tiny_model)
+    # The model's calls as the batcher makes them, (engine, number of texts): the model wrapped, not instrumented.
+    calls: list[tuple[str, int]] = []
+    model_predict = tiny_model.predict
+
+    def counted(texts: list[str], engine: str) -> list[sentiment.Prediction]:
+        calls.append((engine, len(texts)))
+        return model_predict(texts, engine)
+
+    monkeypatch.setattr(tiny_model, "predict", counted)
+    merger = batcher.Batcher(tiny_model)
     answers: dict[int, list[float]] = {}
 
     def ask(i: int, engine: str) -> None:
-        answers[i] = positives(batcher.predict(requests.get(i, ["holds the model"]), engine))
+        answers[i] = positives(merger.predict(requests.get(i, ["holds the model"]), engine))
 
     first = threading.Thread(target=ask, args=(0, "gated"))
     first.start()
@@ -327,18 +361,19 @@ def test_waiting_requests_each_get_their_own_predictions(
     waiting = [threading.Thread(target=ask, args=(i, "tokens")) for i in requests]
     for thread in waiting:
         thread.start()
-    while batcher._queue.qsize() < len(requests):
+    while merger._queue.qsize() < len(requests):
         time.sleep(0.01)
     release.set()
     for thread in [first, *waiting]:
         thread.join(10)
-    assert batcher.batches_run == 2 and batcher.jobs_run == 6  # the five really shared one call
+    # The five really shared one call: two model calls, the second with all five requests' texts.
+    assert calls == [("gated", 1), ("tokens", sum(len(t) for t in requests.values()))], calls
     for i in requests:
         assert answers[i] == pytest.approx(alone[i], abs=1e-12), f"request {i} got another request's answer"
 
 
 def test_reviews_reordered_by_length_come_back_in_input_order(
-    tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, fake_engines
+    tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame, fake_engines
 ) -> None:
     """One call with short, long (several windows) and medium reviews in mixed order: the model
     sees them sorted by length and batched, each answer still lands on its own review."""
@@ -353,7 +388,7 @@ def test_reviews_reordered_by_length_come_back_in_input_order(
         by_length[5],
     ]
     mixed += ["Fine.", "An utterly joyless slog."]
-    for engine in ("tokens", classifier.ENGINE_FLOAT):
+    for engine in ("tokens", engines.ENGINE_FLOAT):
         together = tiny_model.predict(mixed, engine)
         alone = [tiny_model.predict([text], engine)[0] for text in mixed]
         assert_distinct(positives(alone), 2 * SAME)
@@ -364,29 +399,29 @@ def test_reviews_reordered_by_length_come_back_in_input_order(
 
 
 def test_concurrent_api_requests_each_get_their_own_answer(
-    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame
+    client: Client, tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame
 ) -> None:
     """Eight /predict requests and a /predict_batch sent at once, on the real (tiny) model: every
     answer is the one its review gets alone."""
     texts = reviews["text"].head(12).tolist()
-    alone = positives([tiny_model.predict([t], classifier.ENGINE_FLOAT)[0] for t in texts])
+    alone = positives([tiny_model.predict([t], engines.ENGINE_FLOAT)[0] for t in texts])
     assert_distinct(alone, 2 * SAME)
-    singles = [client.submit(t, classifier.ENGINE_FLOAT, api_name="/predict") for t in texts[:8]]
-    batch = client.submit(texts[8:], classifier.ENGINE_FLOAT, api_name="/predict_batch")
+    singles = [client.submit(t, engines.ENGINE_FLOAT, api_name="/predict") for t in texts[:8]]
+    batch = client.submit(texts[8:], engines.ENGINE_FLOAT, api_name="/predict_batch")
     answers = [job.result(timeout=120) for job in singles] + batch.result(timeout=120)
     assert [a["probabilities"]["POSITIVE"] for a in answers] == pytest.approx(alone, abs=SAME)
 
 
 def test_file_rows_each_get_their_own_answer(
-    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
+    client: Client, tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
 ) -> None:
     """A file of real reviews in no particular length order (the Space classifies them sorted
     by length, in chunks): each row's result is the one its review gets alone."""
     sample = reviews.sample(40, random_state=1)[["label", "text"]].reset_index(drop=True)
     path = tmp_path / "mixed_lengths.csv"
     sample.to_csv(path, index=False)
-    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
-    alone = positives([tiny_model.predict([t], classifier.ENGINE_FLOAT)[0] for t in sample["text"]])
+    table, summary = upload(client, path, engine=engines.ENGINE_FLOAT)
+    alone = positives([tiny_model.predict([t], engines.ENGINE_FLOAT)[0] for t in sample["text"]])
     assert_distinct(alone, 2 * SAME)
     assert table["text"].tolist() == sample["text"].tolist()
     assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(alone, abs=SAME)
@@ -396,7 +431,7 @@ def test_file_rows_each_get_their_own_answer(
 def test_file_chunks_group_similar_lengths_and_cover_every_row() -> None:
     texts = ["x" * n for n in (50, 5, 500, 0, 20, 300, 7)]
     texts[3] = "   "
-    chunks = app.length_sorted_chunks(texts, 320)
+    chunks = service.length_sorted_chunks(texts, 320)
     assert sorted(i for chunk in chunks for i in chunk) == [0, 1, 2, 4, 5, 6]
     assert [[len(texts[i]) for i in chunk] for chunk in chunks] == [[5, 7, 20, 50], [300], [500]]
 
@@ -452,8 +487,8 @@ def test_upload_jsonl_objects_and_strings(client: Client, tmp_path: Path) -> Non
     path = tmp_path / "reviews.jsonl"
     lines = [{"review": "A classic.", "id": 1}, "Utterly forgettable.", {"review": "Funny & warm", "id": 3}]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
-    _, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
-    assert summary["classified"] == 3 and summary["engine"] == classifier.ENGINE_FLOAT
+    _, summary = upload(client, path, engine=engines.ENGINE_FLOAT)
+    assert summary["classified"] == 3 and summary["engine"] == engines.ENGINE_FLOAT
     assert summary["text_column"] == "review"
 
 
@@ -488,14 +523,14 @@ def test_download_neutralises_spreadsheet_formulas(client: Client, tmp_path: Pat
         float(row["score"])  # the app's own numbers are numbers
 
 
-def classified_alone(model: classifier.SentimentModel, texts: list[str]) -> list[float]:
-    return [model.predict([t], classifier.ENGINE_FLOAT)[0].probabilities["POSITIVE"] for t in texts]
+def classified_alone(model: sentiment.SentimentModel, texts: list[str]) -> list[float]:
+    return [model.predict([t], engines.ENGINE_FLOAT)[0].probabilities["POSITIVE"] for t in texts]
 
 
 @pytest.mark.parametrize("delimiter", [";", "|", "\t", ","], ids=["semicolon", "pipe", "tab", "comma"])
 def test_upload_csv_delimiter_is_sniffed(
     client: Client,
-    tiny_model: classifier.SentimentModel,
+    tiny_model: sentiment.SentimentModel,
     reviews: pd.DataFrame,
     tmp_path: Path,
     delimiter: str,
@@ -508,7 +543,7 @@ def test_upload_csv_delimiter_is_sniffed(
         writer = csv.writer(f, delimiter=delimiter)
         writer.writerow(["id", "Review", "stars"])
         writer.writerows([i, text, f"{i % 5},5"] for i, text in enumerate(texts))
-    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    table, summary = upload(client, path, engine=engines.ENGINE_FLOAT)
     assert summary["text_column"] == "Review" and summary["classified"] == len(texts)
     assert table["Review"].tolist() == texts and table["stars"].tolist() == [
         f"{i % 5},5" for i in range(len(texts))
@@ -529,7 +564,7 @@ def test_upload_csv_delimiter_is_sniffed(
 )
 def test_upload_encodings_with_a_byte_order_mark(
     client: Client,
-    tiny_model: classifier.SentimentModel,
+    tiny_model: sentiment.SentimentModel,
     tmp_path: Path,
     name: str,
     encoding: str,
@@ -545,7 +580,7 @@ def test_upload_encodings_with_a_byte_order_mark(
     if encoding == "utf-16-be":
         data = codecs.BOM_UTF16_BE + data
     (tmp_path / name).write_bytes(data)
-    table, summary = upload(client, tmp_path / name, engine=classifier.ENGINE_FLOAT)
+    table, summary = upload(client, tmp_path / name, engine=engines.ENGINE_FLOAT)
     assert table["text"].tolist() == texts and table["id"].tolist() == ["0", "1", "2"]
     assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(
         classified_alone(tiny_model, texts), abs=1e-5
@@ -553,7 +588,7 @@ def test_upload_encodings_with_a_byte_order_mark(
 
 
 def test_upload_xlsx_first_sheet(
-    client: Client, tiny_model: classifier.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
+    client: Client, tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
 ) -> None:
     sheet = pd.DataFrame(
         {"id": range(1, 9), "Review": reviews["text"].head(8), "stars": [4.5, 1, 2, 3, 5, 1, 2, 3]}
@@ -563,7 +598,7 @@ def test_upload_xlsx_first_sheet(
         sheet.to_excel(writer, sheet_name="reviews", index=False)
         pd.DataFrame({"text": ["not this sheet"]}).to_excel(writer, sheet_name="other", index=False)
     assert files.list_columns(path) == ["id", "Review", "stars"]
-    table, summary = upload(client, path, engine=classifier.ENGINE_FLOAT)
+    table, summary = upload(client, path, engine=engines.ENGINE_FLOAT)
     assert summary["text_column"] == "Review" and summary["rows"] == 8
     assert table["Review"].tolist() == sheet["Review"].tolist() and table["id"].tolist()[:2] == ["1", "2"]
     expected = classified_alone(tiny_model, sheet["Review"].tolist())
@@ -681,16 +716,30 @@ def test_bad_file_choices(client: Client, tmp_path: Path) -> None:
     ok(client)
 
 
+def test_settings_are_read_once_from_the_environment() -> None:
+    environ = {"MODEL_ID": " user/model ", "SPACE_ENGINE": "int8", "SPACE_MAX_FILE_MB": "2", "SPACE_MAX_ROWS": "9",
+               "GRADIO_SERVER_PORT": "8001", "GRADIO_SERVER_NAME": "0.0.0.0"}  # fmt: skip
+    expected = files.Limits(max_bytes=2 * 2**20, max_rows=9, max_chars=files.Limits().max_chars)
+    assert Settings.from_env(environ) == Settings("user/model", "int8", expected, "0.0.0.0", 8001)
+    assert Settings.from_env({**environ, "PORT": "7000"}).port == 7000  # PORT first, as Spaces set it
+    assert Settings.from_env({}) == Settings()
+    with pytest.raises(ValueError, match=re.escape("SPACE_MAX_ROWS='many' is not a number")):
+        Settings.from_env({"SPACE_MAX_ROWS": "many"})
+    with pytest.raises(ValueError, match=re.escape("SPACE_MAX_CHARS='-3' must be positive")):
+        Settings.from_env({"SPACE_MAX_CHARS": "-3"})
+
+
 @pytest.mark.parametrize(
-    ("model_id", "message"),
+    ("model_id", "extra", "message"),
     [
-        ("/nonexistent/model-folder", "Could not load the model '/nonexistent/model-folder'"),
-        ("", "MODEL_ID is not set"),
+        ("/nonexistent/model-folder", {}, "Could not load the model '/nonexistent/model-folder'"),
+        ("", {}, "MODEL_ID is not set"),
+        ("/nonexistent/model-folder", {"SPACE_MAX_FILE_MB": "ten"}, "SPACE_MAX_FILE_MB='ten' is not a number"),
     ],
-    ids=["unreadable", "unset"],
+    ids=["unreadable", "unset", "malformed-limit"],
 )
-def test_unreadable_model_at_start_exits_with_one_sentence(model_id: str, message: str) -> None:
-    env = {**os.environ, "MODEL_ID": model_id, "PORT": str(free_port())}
+def test_unreadable_model_at_start_exits_with_one_sentence(model_id: str, extra: dict, message: str) -> None:
+    env = {**os.environ, "MODEL_ID": model_id, "PORT": str(free_port()), **extra}
     proc = subprocess.run(
         [sys.executable, str(SPACE / "app.py")],
         check=False,
@@ -763,11 +812,11 @@ def test_float_is_served_when_the_int8_engine_cannot_be_built(
     def no_export(*args: object) -> None:
         raise RuntimeError("exporter missing")
 
-    monkeypatch.setattr(classifier, "onnx_int8_logits_fn", no_export)
-    model = classifier.SentimentModel(
-        str(space_model_dir), engines=[classifier.ENGINE_FLOAT, classifier.ENGINE_INT8]
+    monkeypatch.setattr(engines, "int8_logits_fn", no_export)
+    model = sentiment.SentimentModel(
+        str(space_model_dir), engines=[engines.ENGINE_FLOAT, engines.ENGINE_INT8]
     )
-    assert list(model.engines) == [classifier.ENGINE_FLOAT]
+    assert list(model.engines) == [engines.ENGINE_FLOAT]
     assert (
         "int8 engine is unavailable for this model (RuntimeError: exporter missing)"
         in capsys.readouterr().err

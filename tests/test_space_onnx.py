@@ -1,4 +1,5 @@
-"""The Space's int8 engine graph: ORT's fused transformer kernels on a BERT model, with float32's logits."""
+"""The Space's ONNX graphs: the published files (standard operators only, the layout transformers.js
+loads), the int8 engine's outlier split and quantisation, and ORT's CPU fusions applied at load time."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pandas as pd
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -17,53 +19,81 @@ from bench.random_models import build_random_model
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "space"))
 
-import classifier  # noqa: E402
+import engines  # noqa: E402
+import onnx_build  # noqa: E402
+import ort_cpu  # noqa: E402
+from examples import EXAMPLES  # noqa: E402
 
 
-def test_exported_bert_runs_fused_kernels_with_float_logits(tmp_path: Path) -> None:
+def reviews(n: int) -> list[str]:
+    return pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(n).tolist()
+
+
+def graph_inputs(tokenizer, texts: list[str], names: list[str], max_length: int = 64) -> dict[str, np.ndarray]:
+    """A padded batch for a graph with inputs `names` (type ids all zero, as the Space feeds them)."""
+    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+    values = {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+    values["token_type_ids"] = np.zeros_like(values["input_ids"])
+    return {name: values[name] for name in names}
+
+
+def ops(model: onnx.ModelProto) -> Counter:
+    return Counter(node.op_type for node in model.graph.node)
+
+
+@pytest.fixture
+def bert(tmp_path: Path):
     model_dir = build_random_model(tmp_path / "bert", "tiny-bert", seed=0, initializer_range=0.2)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model_dir, model, AutoTokenizer.from_pretrained(model_dir)
+
+
+def test_exported_bert_is_standard_onnx_and_fused_at_load_with_float_logits(bert, tmp_path: Path) -> None:
+    _, model, tokenizer = bert
     serving_attention = model.config._attn_implementation
     path = tmp_path / "model.onnx"
-    classifier.export_onnx(model, tokenizer, path)
+    onnx_build.export_model_onnx(model, tokenizer, path)
     # The float and bf16 engines share the model: it must get its serving attention back.
     assert model.config._attn_implementation == serving_attention
-    classifier.fuse_transformer_graph(path, model.config)
+    exported = onnx.load(str(path))
+    assert onnx_build.contrib_operators(exported) == []
+    names = [i.name for i in exported.graph.input]
+    assert names == ["input_ids", "attention_mask", "token_type_ids"]  # as Optimum exports a BERT
+    assert [o.name for o in exported.graph.output] == ["logits"]
 
-    ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    fused = onnx.load_from_string(ort_cpu.fuse_for_cpu(path, model.config))
     layers = model.config.num_hidden_layers
-    assert ops["Attention"] == layers and ops["LayerNormalization"] == 2 * layers, ops
-    assert ops["Softmax"] == 0  # no attention left unfused
-    # Where the int8 engine looks for outlier channels: both feed-forward projections of every block.
-    prone = classifier.outlier_prone_matmuls(onnx.load(str(path)).graph)
+    assert ops(fused)["Attention"] == layers and ops(fused)["LayerNormalization"] == 2 * layers, ops(fused)
+    assert ops(fused)["Softmax"] == 0  # no attention left unfused
+    assert onnx.load(str(path)) == exported  # the file itself is left as published
+    # Where the int8 engine looks for outlier channels: both feed-forward projections of every block,
+    # found alike in the plain graph and in the fused one.
+    prone = onnx_build.outlier_prone_matmuls(exported.graph)
     assert len(prone) == 2 * layers, prone
     assert all(("/intermediate/dense/" in n or "/output/dense/" in n) and "attention" not in n for n in prone)
+    assert onnx_build.outlier_prone_matmuls(fused.graph) == prone
 
-    reviews = pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(6).tolist()
-    reviews[0] = reviews[0][:80]  # a short one, so the batch is padded
-    batch = tokenizer(reviews, truncation=True, max_length=64, padding=True, return_tensors="np")
-    assert (batch["attention_mask"] == 0).any()
-    inputs = {
-        "input_ids": batch["input_ids"].astype(np.int64),
-        "attention_mask": batch["attention_mask"].astype(np.int64),
-    }
+    texts = reviews(6)
+    texts[0] = texts[0][:80]  # a short one, so the batch is padded
+    inputs = graph_inputs(tokenizer, texts, names)
+    assert (inputs["attention_mask"] == 0).any()
     as_run = tmp_path / "as-run.onnx"
-    fused = classifier.ort_session(path, threads=1, save_optimized=as_run).run(None, inputs)[0]
+    session = ort_cpu.ort_session(fused.SerializeToString(), threads=1, save_optimized=as_run)
+    logits = session.run(None, inputs)[0]
     # Neither the offline optimizer nor the session's own may bring in the slow fused kernel.
-    run_ops = Counter(node.op_type for node in onnx.load(str(as_run)).graph.node)
+    run_ops = ops(onnx.load(str(as_run)))
     assert run_ops["SkipLayerNormalization"] == 0, run_ops
     assert run_ops["LayerNormalization"] == 2 * layers and run_ops["Attention"] == layers, run_ops
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
     assert expected[:, 1].std() > 0.05  # the reviews score differently: a mask or order slip would show
-    np.testing.assert_allclose(fused, expected, atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-3)
+    plain = ort_cpu.ort_session(path, threads=1).run(None, inputs)[0]
+    np.testing.assert_allclose(plain, expected, atol=1e-4, rtol=1e-3)
 
 
-def test_outlier_channels_are_split_off_exactly_and_kept_float(tmp_path: Path) -> None:
-    model_dir = build_random_model(tmp_path / "bert", "tiny-bert", seed=0, initializer_range=0.2)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+def test_outlier_channels_are_split_off_exactly_and_kept_float(bert, tmp_path: Path) -> None:
+    _, model, tokenizer = bert
     # One channel of layer 0's GELU output made an outlier, as fine-tuned encoders have them.
     outlier = 5
     with torch.no_grad():
@@ -71,19 +101,13 @@ def test_outlier_channels_are_split_off_exactly_and_kept_float(tmp_path: Path) -
         ffn_in.weight[outlier] *= 20
         ffn_in.bias[outlier] += 20
     path = tmp_path / "model.onnx"
-    classifier.export_onnx(model, tokenizer, path)
-    classifier.fuse_transformer_graph(path, model.config)
-    unsplit = classifier.ort_session(path, threads=1)
+    onnx_build.export_model_onnx(model, tokenizer, path)
+    names = [i.name for i in onnx.load(str(path)).graph.input]
+    unsplit = ort_cpu.ort_session(path, threads=1)
 
-    reviews = pd.read_parquet(ROOT / "data" / "imdb_sample" / "test.parquet")["text"].head(12).tolist()
-    feeds = [
-        {
-            k: v.astype(np.int64)
-            for k, v in tokenizer(text, truncation=True, max_length=64, return_tensors="np").items()
-        }
-        for text in reviews[:3]
-    ]
-    floats = classifier.split_outlier_channels(path, feeds)
+    texts = reviews(12)
+    windows = [tokenizer(text, truncation=True, max_length=64)["input_ids"] for text in texts[:3]]
+    floats = onnx_build.split_outlier_channels(path, onnx_build.window_feeds(names, windows))
     graph = onnx.load(str(path)).graph
     index = {
         init.name: onnx.numpy_helper.to_array(init)
@@ -93,18 +117,85 @@ def test_outlier_channels_are_split_off_exactly_and_kept_float(tmp_path: Path) -
     layer0 = [name for name in index if "layer.0/output/dense/" in name]
     assert len(layer0) == 1 and outlier in index[layer0[0]], index
     assert floats == [name.replace("/index", "/MatMul") for name in index]
+    assert onnx_build.contrib_operators(onnx.load(str(path))) == []
 
     # In float32 the split graph computes what the unsplit one does, on other reviews than it was calibrated on.
-    batch = tokenizer(reviews[3:], truncation=True, max_length=64, padding=True, return_tensors="np")
-    inputs = {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+    inputs = graph_inputs(tokenizer, texts[3:], names)
     expected = unsplit.run(None, inputs)[0]
     assert (expected[:, 1] - expected[:, 0]).std() > 0.05, expected
-    np.testing.assert_allclose(
-        classifier.ort_session(path, threads=1).run(None, inputs)[0], expected, atol=1e-5
-    )
+    np.testing.assert_allclose(ort_cpu.ort_session(path, threads=1).run(None, inputs)[0], expected, atol=1e-5)
 
-    # Quantised, the split-off products are the only float MatMuls left.
-    windows = [tokenizer(text, truncation=True, max_length=64)["input_ids"] for text in reviews[:3]]
-    int8 = classifier.build_int8_onnx(model, tokenizer, tmp_path, calibration=windows)
-    float_left = [node.name for node in onnx.load(str(int8)).graph.node if node.op_type == "MatMul"]
+    # Quantised, the split-off products are the only float MatMuls with a weight left, and every
+    # operator is standard ONNX (integer products as DynamicQuantizeLinear + MatMulInteger).
+    fresh, int8 = tmp_path / "fresh.onnx", tmp_path / "model_quantized.onnx"
+    onnx_build.export_model_onnx(model, tokenizer, fresh)
+    onnx_build.quantize_int8_onnx(fresh, int8, tokenizer, texts[:3], max_length=256)
+    quantised = onnx.load(str(int8))
+    weights = {init.name for init in quantised.graph.initializer}
+    float_left = [n.name for n in quantised.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     assert float_left and all(name.endswith("/outlier_channels/MatMul") for name in float_left), float_left
+    assert onnx_build.contrib_operators(quantised) == []
+    assert ops(quantised)["MatMulInteger"] >= 6 * model.config.num_hidden_layers, ops(quantised)
+    assert ops(quantised)["DynamicQuantizeLinear"] > 0
+
+
+def test_quantiser_refuses_a_fused_graph(bert, tmp_path: Path) -> None:
+    _, model, tokenizer = bert
+    path, fused = tmp_path / "model.onnx", tmp_path / "fused.onnx"
+    onnx_build.export_model_onnx(model, tokenizer, path)
+    fused.write_bytes(ort_cpu.fuse_for_cpu(path, model.config))
+    with pytest.raises(ValueError, match="non-standard operators .*com.microsoft.Attention"):
+        onnx_build.quantize_int8_onnx(fused, tmp_path / "int8.onnx", tokenizer, reviews(2))
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_published_files_are_what_the_space_serves(bert, tmp_path: Path) -> None:
+    """`build_published_onnx` writes both files in the transformers.js layout; float32 gives torch's
+    logits at any batch size and length; the int8 file, fused at load as the Space does, is the
+    Space's int8 engine, number for number."""
+    model_dir, model, tokenizer = bert
+    out = tmp_path / "onnx"
+    paths = onnx_build.build_published_onnx(model_dir, out)
+    assert paths == {"model": out / "model.onnx", "model_quantized": out / "model_quantized.onnx"}
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model_quantized.onnx"]  # no scratch left
+    for path in paths.values():
+        graph = onnx.load(str(path))
+        assert onnx_build.contrib_operators(graph) == []
+        assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+        assert [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim] == [
+            "batch_size",
+            "sequence_length",
+        ]
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    texts = reviews(5)
+    for batch in (texts[:1], texts[1:]):
+        inputs = graph_inputs(tokenizer, batch, names, max_length=128)
+        with torch.no_grad():
+            expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+        published = ort_cpu.ort_session(paths["model"], threads=1).run(None, inputs)[0]
+        np.testing.assert_allclose(published, expected, atol=1e-4, rtol=1e-3)
+
+    # The Space's engine, built from the loaded model in memory, against the published file fused at load.
+    windows = [tokenizer(t, truncation=True, max_length=128)["input_ids"] for t in texts]
+    space = engines.int8_logits_fn(model, tokenizer, [t for _, t in EXAMPLES], 512)
+    loaded = engines.onnx_logits_fn(
+        ort_cpu.ort_session(ort_cpu.fuse_for_cpu(paths["model_quantized"], model.config), threads=1)
+    )
+    plain = engines.onnx_logits_fn(ort_cpu.ort_session(paths["model_quantized"], threads=1, avoid=()))
+    for window in windows:
+        ids = np.array([window], dtype=np.int64)
+        np.testing.assert_allclose(loaded(ids, np.ones_like(ids)), space(ids, np.ones_like(ids)), atol=1e-6)
+        # Load-time fusion changes the kernels, not the numbers.
+        np.testing.assert_allclose(loaded(ids, np.ones_like(ids)), plain(ids, np.ones_like(ids)), atol=1e-4)
+
+
+def test_a_failed_build_leaves_no_files(bert, tmp_path: Path) -> None:
+    model_dir, _, _ = bert
+    out = tmp_path / "onnx"
+    with pytest.raises(ValueError, match="No calibration text"):
+        onnx_build.build_published_onnx(model_dir, out, calibration_texts=[])
+    assert list(out.iterdir()) == []
+    with pytest.raises(OSError):
+        onnx_build.build_published_onnx(tmp_path / "missing", out)
+    assert list(out.iterdir()) == []

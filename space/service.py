@@ -1,0 +1,139 @@
+"""The handlers behind the Space's endpoints: input checks with one clear sentence each, then the batcher."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+from batcher import PRIORITY_BULK, Batcher
+from explain import explain
+from files import (
+    Limits,
+    SpaceError,
+    detect_column,
+    list_columns,
+    read_reviews,
+    results_frame,
+    summarize,
+    write_results_csv,
+)
+from sentiment import SentimentModel
+from views import render_explanation
+
+# Characters of review text per model call while classifying a file (about half a second of
+# model time): small enough that progress moves and single reviews typed meanwhile get in between
+# chunks, large enough to keep batches full.
+FILE_CHUNK_CHARS = 40_000
+
+
+class SpaceService:
+    """The handlers behind every endpoint, bound to one loaded model and one batcher."""
+
+    def __init__(self, model: SentimentModel, limits: Limits, default_engine: str) -> None:
+        self.model = model
+        self.limits = limits
+        self.default_engine = default_engine
+        self.batcher = Batcher(model)
+        self.positive = model.labels[model.positive_index]
+
+    def _engine(self, engine: str | None) -> str:
+        if not engine:
+            return self.default_engine
+        if engine not in self.model.engines:
+            raise gr.Error(f"Unknown engine '{engine}': choose one of {', '.join(self.model.engines)}.")
+        return engine
+
+    def _review(self, text: object, where: str = "The review") -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise gr.Error(f"{where} is empty: type or paste a movie review first.")
+        if len(text) > self.limits.max_chars:
+            raise gr.Error(
+                f"{where} is {len(text):,} characters long; the limit is {self.limits.max_chars:,} "
+                "characters. Paste a shorter excerpt or upload a file of reviews."
+            )
+        return text
+
+    def predict(self, text: str, engine: str) -> dict[str, object]:
+        """Classify one review: its label, the label's score and both class probabilities."""
+        text, engine = self._review(text), self._engine(engine)
+        prediction = self.batcher.predict([text], engine)[0]
+        return {**prediction.as_dict(), "engine": engine}
+
+    def predict_batch(self, texts: list[str], engine: str = "") -> list[dict]:
+        """Classify a list of reviews; returns one result per review, in order."""
+        engine = self._engine(engine)
+        if not isinstance(texts, list) or not texts:
+            raise gr.Error("Send a non-empty list of review texts.")
+        if len(texts) > self.limits.max_rows:
+            raise gr.Error(f"{len(texts):,} reviews in one call; the limit is {self.limits.max_rows:,}.")
+        checked = [self._review(t, f"Review {i + 1} of {len(texts)}") for i, t in enumerate(texts)]
+        return [{**p.as_dict(), "engine": engine} for p in self.batcher.predict(checked, engine)]
+
+    def explain(self, text: str, engine: str) -> tuple[list[tuple[str, str | None]], str]:
+        """Which words pushed the prediction each way, measured by deleting them and re-scoring."""
+        text, engine = self._review(text), self._engine(engine)
+        return render_explanation(explain(self.batcher, text, engine))
+
+    def predict_file(
+        self, file: str | None, text_column: str, engine: str, progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, dict[str, object]]:
+        """Classify every review in a .txt/.csv/.tsv/.xlsx/.jsonl file; returns the results CSV and a summary."""
+        engine = self._engine(engine)
+        if not file:
+            raise gr.Error("Upload a file of reviews first.")
+        path = Path(file)
+        try:
+            table = read_reviews(path, text_column or None, self.limits)
+        except SpaceError as exc:
+            raise gr.Error(str(exc)) from None
+        texts = table.texts
+        predictions: list[dict[str, object] | None] = [None] * len(texts)
+        started = time.perf_counter()
+        done = 0
+        chunks = length_sorted_chunks(texts, FILE_CHUNK_CHARS)
+        total = sum(map(len, chunks))
+        progress((0, total), desc="Classifying", unit="reviews")
+        for chunk in chunks:
+            results = self.batcher.predict([texts[i] for i in chunk], engine, priority=PRIORITY_BULK)
+            for i, result in zip(chunk, results):
+                predictions[i] = result.as_dict()
+            done += len(chunk)
+            progress((done, total), desc="Classifying", unit="reviews")
+        seconds = time.perf_counter() - started
+        frame = results_frame(table, predictions, self.model.labels)
+        out_dir = Path(tempfile.mkdtemp(prefix="sentiment-results-"))
+        csv_path = write_results_csv(frame, out_dir / f"predictions_{path.stem}.csv")
+        summary = summarize(frame, self.model.labels, self.positive)
+        summary.update(
+            text_column=table.text_column,
+            engine=engine,
+            seconds=round(seconds, 3),
+            reviews_per_second=round(total / seconds, 2) if seconds > 0 else None,
+        )
+        return str(csv_path), summary
+
+    def file_columns(self, file: str | None) -> gr.Dropdown:
+        """Fill the 'Text column' menu from an upload's header, preselecting the detected column."""
+        columns = list_columns(Path(file)) if file else []
+        detected = detect_column(columns) if columns else None
+        return gr.Dropdown(choices=[("Detect by name", ""), *((c, c) for c in columns)], value=detected or "")
+
+
+def length_sorted_chunks(texts: list[str], max_chars: int) -> list[list[int]]:
+    """Indices of the non-empty texts, shortest first, cut into chunks of about `max_chars`.
+
+    Reviews of similar length share a chunk, so the model's batches need almost no padding and
+    short reviews are batched many at a time; the caller puts each result back at its index.
+    """
+    order = sorted((i for i, text in enumerate(texts) if text.strip()), key=lambda i: len(texts[i]))
+    chunks: list[list[int]] = []
+    size = max_chars
+    for i in order:
+        if size + len(texts[i]) > max_chars and (not chunks or chunks[-1]):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += len(texts[i])
+    return chunks

@@ -1,0 +1,127 @@
+"""What the Space shows: results, explanations, file summaries and the API tab, as component values and text.
+
+Pure functions of the model's results, so the layout (app.py) stays declarative and these are testable alone.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from engines import ENGINE_LABELS
+from explain import Explanation
+from files import Limits
+
+PREVIEW_ROWS = 50
+# Explanation colours: green pushed towards positive, red towards negative, darker = stronger.
+HIGHLIGHT_COLORS = {
+    "strong positive": "#15803d",
+    "positive": "#86efac",
+    "negative": "#fca5a5",
+    "strong negative": "#b91c1c",
+}
+# A span must move P(positive) by at least this much to be highlighted at all.
+MIN_HIGHLIGHT = 0.005
+
+
+def engine_note(timings: dict[str, float], default: str, forced: bool, examples: int) -> str:
+    """What this host measured at start-up, for the engine menu: never a figure from elsewhere."""
+    measured = ", ".join(f"{engine} {seconds * 1000:.0f} ms" for engine, seconds in timings.items())
+    why = "set by SPACE_ENGINE" if forced else "the fastest here of those that keep float32's labels"
+    return f"Measured on this machine at start-up, the {examples} examples: {measured}. Default: {default} ({why})."
+
+
+def prediction_view(result: dict[str, object] | None, max_length: int) -> tuple[dict[str, float] | None, str]:
+    """Label component value and a note; the note says when a long review was split into windows."""
+    if not result:
+        return None, ""
+    windows, tokens = int(result["windows"]), int(result["tokens"])  # type: ignore[call-overload]
+    if windows > 1:
+        note = (
+            f"**Long review: split into {windows} windows.** It has {tokens:,} tokens and the model "
+            f"reads {max_length} at a time, so it read {windows} overlapping windows and averaged "
+            "their probabilities. Nothing was cut off."
+        )
+    else:
+        note = f"{tokens:,} tokens, read in one pass."
+    note += f" Engine: {ENGINE_LABELS.get(str(result['engine']), result['engine'])}."
+    return dict(result["probabilities"]), note  # type: ignore[call-overload]
+
+
+def render_explanation(explanation: Explanation) -> tuple[list[tuple[str, str | None]], str]:
+    """Colour each span by how far it moved P(positive), and list the strongest spans each way."""
+    biggest = max((abs(d) for d in explanation.deltas), default=0.0)
+    threshold = max(MIN_HIGHLIGHT, 0.2 * biggest)
+    highlighted: list[tuple[str, str | None]] = []
+    for span, delta in zip(explanation.spans, explanation.deltas):
+        category = None
+        if abs(delta) >= threshold:
+            strength = "strong " if abs(delta) >= 0.6 * biggest else ""
+            category = strength + ("positive" if delta > 0 else "negative")
+        highlighted.append((span, category))
+    ranked = sorted(zip(explanation.deltas, explanation.spans), key=lambda pair: pair[0])
+
+    def listing(pairs: list[tuple[float, str]]) -> str:
+        shown = [f"“{_short(span)}” {delta:+.3f}" for delta, span in pairs if abs(delta) >= threshold][:5]
+        return ", ".join(shown) or "none"
+
+    pushed_positive = [pair for pair in reversed(ranked) if pair[0] > 0]
+    pushed_negative = [pair for pair in ranked if pair[0] < 0]
+    summary = (
+        f"P({explanation.positive_label}) = {explanation.base_probability:.3f}. Each span was deleted in "
+        f"turn and the review re-scored; the number is how much the span added to P({explanation.positive_label}).  \n"
+        f"**Pushed positive:** {listing(pushed_positive)}  \n**Pushed negative:** {listing(pushed_negative)}"
+    )
+    return highlighted, summary
+
+
+def _short(span: str, limit: int = 40) -> str:
+    span = " ".join(span.split())
+    return span if len(span) <= limit else span[: limit - 1] + "…"
+
+
+def file_view(
+    csv_path: str | None, summary: dict[str, object] | None
+) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+    """Preview table, summary text and histogram data for a finished file."""
+    if not csv_path or not summary:
+        return pd.DataFrame(), "", pd.DataFrame({"P(positive)": [], "reviews": []})
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, nrows=PREVIEW_ROWS)
+    text_column = str(summary["text_column"])
+    shown = [c for c in (text_column, "predicted_label", "score", "windows") if c in frame.columns]
+    preview = frame[shown].copy()
+    preview[text_column] = preview[text_column].map(lambda t: _short(t, 160))
+    counts: dict[str, int] = summary["counts"]  # type: ignore[assignment]
+    n = int(summary["classified"])  # type: ignore[arg-type]
+    parts = [f"**{n:,} reviews classified** from column `{text_column}`"]
+    parts += [f"{label}: {count:,}" for label, count in counts.items()]
+    parts.append(f"share positive: {float(summary['share_positive']):.1%}")  # type: ignore[arg-type]
+    if summary["split_into_windows"]:
+        parts.append(f"{summary['split_into_windows']:,} long reviews split into windows")
+    if summary["empty_rows"]:
+        parts.append(f"{summary['empty_rows']:,} empty rows left unclassified")
+    parts.append(f"{summary['seconds']} s ({summary['reviews_per_second']} reviews/s)")
+    histogram: dict[str, list] = summary["histogram"]  # type: ignore[assignment]
+    edges = histogram["edges"]
+    bins = pd.DataFrame(
+        {
+            "P(positive)": [f"{a:.1f}–{b:.1f}" for a, b in zip(edges, edges[1:])],
+            "reviews": histogram["counts"],
+        }
+    )
+    return preview, " · ".join(parts), bins
+
+
+def api_help(limits: Limits, engines: list[str]) -> str:
+    """The API tab: what each endpoint takes and returns (the README has runnable snippets)."""
+    return f"""
+Every endpoint is callable with [`gradio_client`](https://www.gradio.app/guides/getting-started-with-the-python-client)
+(`pip install gradio_client`), see "Use via API" at the bottom of the page or the Space's README.
+
+| endpoint | input | output |
+|---|---|---|
+| `/predict` | `text`, `engine` (optional: {", ".join(f"`{e}`" for e in engines)}) | `{{label, score, probabilities, windows, tokens, engine}}` |
+| `/predict_batch` | `texts` (list of strings), `engine` | list of results as for `/predict` |
+| `/predict_file` | `file` (`handle_file(path)`), `text_column` (optional), `engine` | results CSV path, summary |
+| `/explain` | `text`, `engine` | highlighted spans, explanation text |
+
+Limits: {limits.describe()}. Requests that wait at the same time are run through the model together.
+"""
