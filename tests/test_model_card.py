@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,9 +173,17 @@ def test_error_analysis_counts_every_test_review(card: ModelCard, run_dir: Path,
     assert all(row[0] != row[1] for row in shown)
 
 
-def test_usage_snippets_name_the_repo_space_and_command(card: ModelCard, results: dict) -> None:
+def test_usage_snippets_name_the_repo_and_command_and_no_space_unless_given(
+    card: ModelCard, results: dict, run_dir: Path, tmp_path: Path
+) -> None:
     assert f'pipeline("text-classification", model="{REPO_ID}")' in card.text
-    assert f'Client("{REPO_ID}-demo")' in card.text
+    # Built without --space_id: no Space is guessed, so nothing links or calls one.
+    assert "huggingface.co/spaces" not in card.text and "gradio_client" not in card.text
+    given = tmp_path / "run"
+    shutil.copytree(run_dir, given)
+    assert run_card_cli("build", str(given), "--repo_id", REPO_ID, "--space_id", "alice/demo").returncode == 0
+    text = (given / "README.md").read_text()
+    assert "[`alice/demo`](https://huggingface.co/spaces/alice/demo)" in text and 'Client("alice/demo")' in text
     assert results["command"] in card.text.replace(" \\\n    ", " ")  # one option per line in the card
     assert "@inproceedings{maas-etal-2011-learning" in card.text and "sanh2019distilbert" in card.text
 
@@ -237,3 +246,22 @@ def test_card_names_no_path_of_this_machine(run_dir: Path, tmp_path_factory: pyt
     assert local_dataset_name("/home/someone/data/imdb") == "imdb"
     assert local_dataset_name("../shared/data/imdb") == "../shared/data/imdb"
     assert local_dataset_name("stanfordnlp/imdb") is None
+
+
+def test_ctrl_c_names_resume_only_for_the_command_that_has_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import model_card.__main__ as card_cli
+    import train.run as train_cli
+
+    def interrupt(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(card_cli, "_parser", interrupt)
+    monkeypatch.setattr(train_cli, "parse_config", interrupt)
+    for main, resumable in ((card_cli.main, False), (train_cli.main, True)):
+        with pytest.raises(SystemExit) as stopped:
+            main([])
+        message = capsys.readouterr().err
+        assert stopped.value.code == 130 and message.startswith("interrupted: ") and message.count("\n") == 1
+        assert ("--resume" in message) is resumable, message

@@ -13,12 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import ROOT, free_port, train_tiny
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
 
+from model_card.card import SNIPPET_TEXT, fmt
+
 REPO_ID = "alice/imdb-tiny"
+BASE_REPO = "alice/tiny-base"  # the tiny base model, published to the local Hub where a test needs it
 PUBLISHED = {
     ".gitattributes",
     "README.md",
@@ -53,7 +57,15 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tiny_model_dir, tmp_path_factory.mktemp("lora") / "run", "--method", "lora")
+    """A LoRA run that names its base by a Hub id and scores the test split with windows too, in float32
+    (on a CPU with bf16 units `auto` would evaluate under bf16 autocast, and the card's float32 snippets could
+    then differ on reviews scored near 0.5, as the card says)."""
+    return train_tiny(
+        tiny_model_dir,
+        tmp_path_factory.mktemp("lora") / "run",
+        "--method", "lora", "--hub_base_model", BASE_REPO, "--eval_windows", "--window_stride", "16",
+        "--precision", "fp32",
+    )  # fmt: skip
 
 
 def push(
@@ -122,32 +134,107 @@ def test_pushed_lora_run_loads_in_a_fresh_process(
     test = json.loads((lora_run / "results.json").read_text())["metrics"]["test"]
     assert out["eval_results"] == pytest.approx({k: test[k] for k in out["eval_results"]})
     assert {"accuracy", "f1", "precision", "recall"} <= set(out["eval_results"])
-    assert f'model="{REPO_ID}"' in out["text"] and f'Client("{REPO_ID}-demo")' in out["text"]
+    assert f'model="{REPO_ID}"' in out["text"]
+    # No Space was given, so the card names none: no link, no gradio_client snippet to fail.
+    assert "huggingface.co/spaces" not in out["text"] and "gradio_client" not in out["text"]
     assert "### LoRA" in out["text"] and 'subfolder="adapter"' in out["text"]
-    assert "| > 64 (truncated) |" in out["text"]
+    assert "| > 64 (in windows) |" in out["text"]  # the run scored long reviews with --eval_windows
     for path in lora_run.rglob("*"):
         assert not path.is_file() or local_hub.token.encode() not in path.read_bytes(), path
+    # The adapter names its base as a user knows it (--hub_base_model), not the folder the run loaded.
+    adapter = json.loads(
+        Path(api.hf_hub_download(REPO_ID, "adapter/adapter_config.json", cache_dir=tmp_path / "c")).read_text()
+    )
+    assert adapter["base_model_name_or_path"] == BASE_REPO
 
 
-def test_training_command_publishes_with_push_to_hub(
-    local_hub: LocalHub, tiny_model_dir: Path, tmp_path: Path
+def _prob_positive(result: dict) -> float:
+    return result["score"] if result["label"] == "POSITIVE" else 1 - result["score"]
+
+
+def _assert_reproduced(figure: str, labels: pd.Series, predicted: list[str], borderline: int) -> None:
+    """The snippet's accuracy is the card's figure, up to the reviews scored within the precision's reach of 0.5."""
+    correct = int((labels == pd.Series(predicted, index=labels.index)).sum())
+    card_correct = round(float(figure) * len(labels))
+    assert abs(correct - card_correct) <= borderline, (figure, correct, len(labels), borderline)
+    if borderline == 0:
+        assert fmt(correct / len(labels)) == figure
+
+
+def test_card_snippets_reproduce_its_figures_and_the_adapter_the_merged_model(
+    local_hub: LocalHub, lora_run: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    api.create_repo(BASE_REPO)
+    api.upload_folder(folder_path=str(tiny_model_dir), repo_id=BASE_REPO)
+    commit_of(push(local_hub, tmp_path / "push", lora_run, "--repo_id", REPO_ID), local_hub, REPO_ID)
+    card_path = api.hf_hub_download(REPO_ID, "README.md", cache_dir=tmp_path / "c")
+    predictions = pd.read_csv(lora_run / "test_predictions.csv")
+    ran = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "card_snippets.py"), card_path,
+         str(lora_run / "test_predictions.csv"), SNIPPET_TEXT, REPO_ID],
+        env=local_hub.client_env(tmp_path / "snippets", None), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert set(out) == {"pipeline", "windows", "adapter", "merged"}
+
+    results = json.loads((lora_run / "results.json").read_text())
+    # The run scored in float32 as the snippets do; only batching and padding differ.
+    assert results["hyperparameters"]["precision"] == "fp32"
+    tolerance = 1e-5
+    text = " ".join(Path(card_path).read_text().split())
+    headline = re.search(r"The headline figure \(accuracy \*\*([0-9.]+)\*\*\)", text).group(1)
+    assert headline == fmt(results["metrics"]["test"]["accuracy"])
+    windowed = [_prob_positive(r) for r in out["windows"]]
+    assert windowed == pytest.approx(predictions["prob_positive"].tolist(), abs=tolerance)
+    borderline = int((abs(predictions["prob_positive"] - 0.5) < tolerance).sum())
+    assert borderline < len(predictions) // 4  # the check below says something only if few reviews are borderline
+    _assert_reproduced(headline, predictions["label"], [r["label"] for r in out["windows"]], borderline)
+
+    truncated = re.search(r"reproduces the \*\*truncated\*\* row of the table \(accuracy ([0-9.]+)\)", text)
+    assert truncated.group(1) == fmt(results["metrics"]["test_truncated"]["accuracy"])
+    cut = [r[0] for r in out["pipeline"]]
+    borderline = sum(abs(_prob_positive(r) - 0.5) < tolerance for r in cut)
+    _assert_reproduced(truncated.group(1), predictions["label"], [r["label"] for r in cut], borderline)
+
+    # peft on the base from the Hub, with the published adapter: the merged model's probabilities.
+    assert len(out["adapter"]) == len(out["merged"]) == len(predictions)
+    for adapter, merged in zip(out["adapter"], out["merged"]):
+        assert adapter[0] == pytest.approx(merged[0], abs=1e-5)
+
+
+def test_training_command_publishes_over_a_lora_repo_and_leaves_no_stale_file(
+    local_hub: LocalHub, lora_run: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """--push_to_hub with --hub_space_id; the repo held a LoRA run, an old figure, an old ONNX export and a
+    file of its owner: one commit replaces the run, deletes what this full run lacks and keeps the owner's file."""
+    repo = "alice/imdb-full"
+    before = commit_of(push(local_hub, tmp_path / "lora", lora_run, "--repo_id", repo), local_hub, repo)
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    stale = {"old_figure.png": b"\x89PNG old", "onnx/model_fp16.onnx": b"old export"}
+    for path, content in {**stale, "NOTES.md": b"the owner's own notes"}.items():
+        api.upload_file(path_or_fileobj=content, path_in_repo=path, repo_id=repo)
+    commits = len(local_hub.commit_titles(repo))
+
     run = train_tiny(
         tiny_model_dir,
         tmp_path / "run",
-        "--push_to_hub",
-        "alice/imdb-full",
-        "--hub_base_model",
-        "distilbert/distilbert-base-uncased",
+        "--push_to_hub", repo, "--hub_space_id", "alice/imdb-space",
+        "--hub_base_model", "distilbert/distilbert-base-uncased",
         env=local_hub.client_env(tmp_path / "home", local_hub.token),
-    )
-    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    )  # fmt: skip
+    assert len(local_hub.commit_titles(repo)) == commits + 1  # one commit uploads and deletes
+    files = set(api.list_repo_files(repo))
     expected = PUBLISHED - {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}
-    assert set(api.list_repo_files("alice/imdb-full")) == expected
+    assert expected | {"NOTES.md"} <= files
+    assert not any(f.startswith("adapter/") for f in files) and not files & set(stale)
+    assert "adapter/adapter_config.json" in api.list_repo_files(repo, revision=before)  # history keeps it
     card = (run / "README.md").read_text()
     assert 'model="alice/imdb-full"' in card and "full fine-tuning" in card
+    assert 'Client("alice/imdb-space")' in card and "(https://huggingface.co/spaces/alice/imdb-space)" in card
     # The run trained from a local folder; the card names the Hub base model it was given.
-    published = ModelCard.load(api.hf_hub_download("alice/imdb-full", "README.md", cache_dir=tmp_path / "c"))
+    published = ModelCard.load(api.hf_hub_download(repo, "README.md", cache_dir=tmp_path / "c"))
     assert published.data.base_model == "distilbert/distilbert-base-uncased"
 
 
@@ -169,7 +256,7 @@ def test_second_push_is_a_second_commit_and_the_first_stays_reachable(
             api.hf_hub_download(REPO_ID, "README.md", revision=revision, cache_dir=tmp_path / "c")
         ).read_text()
 
-    assert 'Client("alice/imdb-tiny-demo")' in readme(first)
+    assert "gradio_client" not in readme(first)
     assert 'Client("alice/new-demo")' in readme(second)
 
 

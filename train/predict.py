@@ -2,8 +2,12 @@
 
     python -m train.predict --model runs/demo --text "A wonderful film." --text "Dull."
     python -m train.predict --model user/imdb-sentiment --file reviews.csv --text_column review
+    python -m train.predict --model user/imdb-sentiment --windows --max_length 512 --file reviews.csv
 
-Prints one line per review: the label, its confidence, and the start of the text.
+Prints one line per review: the label, its confidence, and the start of the text. Reviews are read as
+in training (`<br />` tags replaced by spaces). By default a review longer than the model's input is
+cut to its start, as `pipeline` does; with --windows it is read as overlapping windows whose
+probabilities are averaged, as the training command's --eval_windows scores the test split.
 """
 
 from __future__ import annotations
@@ -12,10 +16,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from train.config import ModelArguments
+from train.data import BR_TAG
 from train.errors import UserError, cli
+
+# The training command's --window_stride default, so `--windows` alone reads reviews as its test split did.
+DEFAULT_WINDOW_STRIDE = ModelArguments.window_stride
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
@@ -34,10 +45,58 @@ def read_texts(args: argparse.Namespace) -> list[str]:
             texts += table[args.text_column].fillna("").astype(str).tolist()
         else:
             texts += [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    texts = [t for t in texts if t.strip()]
+    texts = [BR_TAG.sub(" ", t) for t in texts if t.strip()]
     if not texts:
         raise UserError('nothing to classify: give --text "a review" or --file with reviews')
     return texts
+
+
+def window_scores(
+    model: Any, tokenizer: Any, texts: list[str], max_length: int, stride: int, batch_size: int
+) -> np.ndarray:
+    """Each review's class probabilities: the mean over its overlapping windows (one window if it fits).
+
+    Windows of all reviews are batched together, so a long review costs its windows and no more.
+    """
+    import torch  # slow import: only once the input is known to be usable
+
+    enc = tokenizer(texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True)
+    review = np.asarray(enc.pop("overflow_to_sample_mapping"))
+    features = [{k: enc[k][i] for k in enc} for i in range(len(review))]
+    probabilities = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = tokenizer.pad(features[start : start + batch_size], return_tensors="pt")
+            probabilities.append(model(**batch).logits.float().softmax(-1).numpy())
+    window_probs = np.concatenate(probabilities)
+    sums = np.zeros((len(texts), window_probs.shape[1]))
+    np.add.at(sums, review, window_probs)
+    return sums / np.bincount(review, minlength=len(texts))[:, None]
+
+
+def classify(args: argparse.Namespace, texts: list[str]) -> list[dict]:
+    """[{label, score}] per review, cut to --max_length (pipeline) or as --windows."""
+    from transformers import pipeline  # slow import: only once the input is known to be usable
+
+    try:
+        classifier = pipeline("text-classification", model=args.model)
+    except (OSError, ValueError) as err:
+        raise UserError(f"could not load model {args.model} ({str(err).splitlines()[0]})") from None
+    model, tokenizer = classifier.model.eval(), classifier.tokenizer
+    limit = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512))
+    max_length = args.max_length or limit
+    if max_length > limit:
+        raise UserError(f"--max_length {max_length} is more than the model reads ({limit} tokens): lower it")
+    if not args.windows:
+        return classifier(texts, batch_size=args.batch_size, truncation=True, max_length=max_length)
+    if not 0 <= args.window_stride < max_length // 2:
+        raise UserError(
+            f"--window_stride {args.window_stride} must be below half of the window length ({max_length}): "
+            "windows overlap by that many tokens"
+        )
+    probs = window_scores(model, tokenizer, texts, max_length, args.window_stride, args.batch_size)
+    labels = model.config.id2label
+    return [{"label": labels[int(p.argmax())], "score": float(p.max())} for p in probs]
 
 
 @cli
@@ -52,17 +111,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", help="a .txt file (one review per line) or a .csv/.tsv file")
     parser.add_argument("--text_column", default="text", help="the review column of a CSV/TSV file")
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument(
+        "--windows",
+        action="store_true",
+        help="read a review longer than --max_length as overlapping windows and average their probabilities",
+    )
+    parser.add_argument(
+        "--max_length", type=int, help="tokens read per review, or per window (default: all the model reads)"
+    )
+    parser.add_argument(
+        "--window_stride",
+        type=int,
+        default=DEFAULT_WINDOW_STRIDE,
+        help=f"with --windows: tokens shared by neighbouring windows (default {DEFAULT_WINDOW_STRIDE}, as in training)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args(argv)
     texts = read_texts(args)
-
-    from transformers import pipeline  # slow import: only once the input is known to be usable
-
-    try:
-        classifier = pipeline("text-classification", model=args.model)
-    except (OSError, ValueError) as err:
-        raise UserError(f"could not load model {args.model} ({str(err).splitlines()[0]})") from None
-    outputs = classifier(texts, batch_size=args.batch_size, truncation=True)
+    outputs = classify(args, texts)
     for text, out in zip(texts, outputs):
         if args.json:
             print(json.dumps({"label": out["label"], "score": round(out["score"], 6), "text": text}))
