@@ -85,3 +85,38 @@ def test_budget_defaults_to_the_last_level_cache(tmp_path: Path, monkeypatch: py
     assert attention.last_level_cache_mib() == 32
     monkeypatch.setattr(attention, "LAST_LEVEL_CACHE", tmp_path / "absent")
     assert attention.last_level_cache_mib() == attention.FALLBACK_CACHE_MIB
+
+
+def rows(winners: dict[int, str], batch: int = 16, heads: int = 12, item_bytes: int = 2) -> list[dict]:
+    """Measurements where the named kernel is the faster one at each length (default: batch 16, 12 heads, bf16)."""
+    return [{"length": n, "scores_mib": batch * heads * n * n * item_bytes / 2**20,
+             "matmul_s": 1.0 if won == "matmul" else 2.0, "sdpa_s": 1.5} for n, won in winners.items()]  # fmt: skip
+
+
+def test_budget_sits_between_the_last_win_and_the_first_loss() -> None:
+    measured = rows({64: "matmul", 128: "matmul", 288: "matmul", 320: "sdpa", 384: "matmul"})
+    mib = {row["length"]: row["scores_mib"] for row in measured}
+    assert attention.budget_from_measurements(measured[::-1]) == pytest.approx((mib[288] + mib[320]) / 2)
+    assert attention.budget_from_measurements(rows({64: "sdpa", 128: "matmul"})) == 0.0
+    assert attention.budget_from_measurements(rows({64: "matmul", 128: "matmul"})) == pytest.approx(mib[128])
+
+
+def test_start_up_measurement_times_both_kernels_and_sets_the_budget(
+    tiny_model_dir: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = attention.measure_kernels(2, 2, 16, [64, 96], torch.float32, repeats=1)
+    assert [row["length"] for row in real] == [64, 96]
+    assert all(row["matmul_s"] > 0 and row["sdpa_s"] > 0 for row in real)
+    # the tiny model's 8 x 2 heads x 32^2 float32 scores are 0.0625 MiB; 96^2 is 0.5625 MiB
+    monkeypatch.setattr(attention, "measure_kernels", lambda *a, **k: rows({32: "matmul", 64: "matmul",
+                        96: "sdpa"}, batch=8, heads=2, item_bytes=4))  # fmt: skip
+    config = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).config
+    rule = attention.choose_by_measurement(config, 8, 96, torch.float32)
+    assert rule["decided_by"] == "measured at start-up" and len(rule["measurements"]) == 3
+    calls: list[str] = []
+    matmul = attention.matmul_attention
+    monkeypatch.setattr(attention, "matmul_attention", lambda *a, **k: calls.append("matmul") or matmul(*a, **k))
+    for length, expected in ((32, "matmul"), (96, "sdpa")):
+        calls.clear()
+        logits(tiny_model_dir, attention.NAME, padded_batch(tiny_model_dir, sample_dir, max_length=length))
+        assert bool(calls) == (expected == "matmul"), f"batch of {length} tokens"

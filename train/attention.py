@@ -4,7 +4,10 @@ Why by hand: on CPU, PyTorch's fused attention (SDPA's flash kernel) has a backw
 vectorised for the 32-wide heads of small encoders, and costs a third of a bf16 training step at 256 tokens;
 three matmuls and a softmax run the same step faster, until the batch's score matrices (batch x heads x
 length x length) outgrow the last-level cache and the fused kernel wins again (bench/results/cpu_step.md,
-the attention rows). So the choice is made per call, by the size of the score tensor against the cache.
+the attention rows). So the choice is made per call, by the size of the score tensor: up to a budget that a
+training run measures at start-up (`choose_by_measurement`: both kernels, forward and backward, on the run's
+own batch size, head shape, precision and lengths), since the cache that sysfs reports on a shared virtual
+machine is the whole host socket's (105 MiB on a 2-vCPU Intel guest), not what this process gets.
 transformers' own `eager` kernel is no substitute: it adds a float32 mask to the bf16 scores, which
 promotes the whole softmax to float32 and loses most of what bf16 gains. transformers lets a kernel be registered under a name
 (`AttentionInterface`), which is how this one is plugged in; the saved model does not depend on it.
@@ -12,8 +15,11 @@ promotes the whole softmax to float32 and loses most of what bf16 gains. transfo
 
 from __future__ import annotations
 
+import statistics
+import time
 from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface
@@ -21,6 +27,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 NAME = "sdpa_or_matmul"
+MEASURE_STEP = 32  # lengths measured at start-up: every 32 tokens up to the run's max_length
+MEASURE_REPEATS = 5
 LAST_LEVEL_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 FALLBACK_CACHE_MIB = 32.0
 
@@ -77,8 +85,80 @@ def size_dispatch_attention(
 def register(matmul_max_mib: float | None = None) -> str:
     """Register the kernel (with SDPA's boolean masks) under NAME, for from_pretrained(attn_implementation=NAME).
 
-    matmul_max_mib: the largest score tensor run as matmul attention (none: this CPU's last-level cache)."""
-    budget = (matmul_max_mib or last_level_cache_mib()) * 2**20
+    matmul_max_mib: the largest score tensor run as matmul attention (none: this CPU's last-level cache as
+    sysfs reports it, until `choose_by_measurement` replaces it). The model looks the kernel up at every
+    call, so registering again changes the budget of a model already loaded."""
+    budget = (matmul_max_mib if matmul_max_mib is not None else last_level_cache_mib()) * 2**20
     AttentionInterface.register(NAME, partial(size_dispatch_attention, matmul_max_bytes=budget))
     AttentionMaskInterface.register(NAME, sdpa_mask)
     return NAME
+
+
+def _fwd_bwd_seconds(kernel: Callable, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     mask: torch.Tensor, repeats: int) -> float:  # fmt: skip
+    """Median seconds of one forward and backward pass of an attention kernel (after one warm-up)."""
+    module = torch.nn.Module()  # what the kernels read of a layer: is_causal, training
+    module.is_causal = False
+    grad = torch.randn(q.shape[0], q.shape[2], q.shape[1], q.shape[3], dtype=q.dtype)
+    times = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        out, _ = kernel(module, q, k, v, mask, scaling=q.shape[-1] ** -0.5)
+        out.backward(grad)
+        times.append(time.perf_counter() - started)
+        q.grad = k.grad = v.grad = None
+    return statistics.median(times[1:])
+
+
+def measure_kernels(batch_size: int, num_heads: int, head_dim: int, lengths: list[int], dtype: torch.dtype,
+                    repeats: int = MEASURE_REPEATS) -> list[dict[str, Any]]:  # fmt: skip
+    """Both kernels, forward and backward, on random queries, keys and values of the run's shapes."""
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for length in lengths:
+        shape = (batch_size, num_heads, length, head_dim)
+        q, k, v = (torch.randn(shape, generator=generator, dtype=dtype).requires_grad_() for _ in range(3))
+        mask = torch.ones(batch_size, 1, length, length, dtype=torch.bool)  # SDPA's boolean mask, as in training
+        rows.append({
+            "length": length,
+            "scores_mib": batch_size * num_heads * length * length * q.element_size() / 2**20,
+            "matmul_s": _fwd_bwd_seconds(matmul_attention, q, k, v, mask, repeats),
+            "sdpa_s": _fwd_bwd_seconds(sdpa_attention_forward, q, k, v, mask, repeats),
+        })  # fmt: skip
+    return rows
+
+
+def budget_from_measurements(rows: list[dict[str, Any]]) -> float:
+    """The score size (MiB) up to which matmul attention ran faster at every measured length.
+
+    The budget sits halfway between the last length matmul won and the first it lost, so lengths
+    between two measured ones go to the kernel that won the nearer one; 0 when SDPA won from the start.
+    """
+    rows = sorted(rows, key=lambda row: row["length"])
+    won = 0.0
+    for row in rows:
+        if row["matmul_s"] > row["sdpa_s"]:
+            return (won + row["scores_mib"]) / 2 if won else 0.0
+        won = row["scores_mib"]
+    return won
+
+
+def choose_by_measurement(model_config: Any, batch_size: int, max_length: int, dtype: torch.dtype) -> dict[str, Any]:
+    """Measure both kernels on this run's shapes, register the budget they imply, and say what was measured."""
+    heads = model_config.num_attention_heads
+    head_dim = getattr(model_config, "head_dim", None) or model_config.hidden_size // heads
+    lengths = list(range(MEASURE_STEP * 2, max_length, MEASURE_STEP)) + [max_length]
+    started = time.perf_counter()
+    rows = measure_kernels(batch_size, heads, head_dim, lengths, dtype)
+    budget = budget_from_measurements(rows)
+    register(budget)
+    return {
+        "kernel": NAME,
+        "matmul_max_mib": budget,
+        "decided_by": "measured at start-up",
+        "sysfs_last_level_cache_mib": last_level_cache_mib(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "batch_size": batch_size,
+        "measure_seconds": time.perf_counter() - started,
+        "measurements": rows,
+    }

@@ -30,7 +30,7 @@ from transformers import (
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from train import calibration, results
+from train import attention, calibration, results
 from train.config import Config, RunArguments, hyperparameters, load_presets, parse_config
 from train.data import prepare_splits, stratified_subset
 from train.encoding import encode_splits
@@ -106,6 +106,22 @@ def fit(trainer: Trainer, run: RunArguments, out: Path) -> dict[str, float]:
     return trainer.train(resume_from_checkpoint=checkpoint).metrics
 
 
+def choose_attention_budget(config: Config, model: PreTrainedModel, precision: str) -> dict[str, Any] | None:
+    """With the CPU kernel and no --matmul_attention_max_mib: measure where matmul attention stops paying."""
+    if model.config._attn_implementation != attention.NAME:
+        return None
+    if config.model.matmul_attention_max_mib is not None:
+        return {"kernel": attention.NAME, "matmul_max_mib": config.model.matmul_attention_max_mib,
+                "decided_by": "--matmul_attention_max_mib"}  # fmt: skip
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # what autocast gives the kernel
+    rule = attention.choose_by_measurement(
+        model.config, config.run.per_device_train_batch_size, config.model.max_length, dtype
+    )
+    logger.info("attention: matmul while a batch's scores fit in %.1f MiB (measured in %.1f s; sysfs cache %.0f MiB)",
+                rule["matmul_max_mib"], rule["measure_seconds"], rule["sysfs_last_level_cache_mib"])  # fmt: skip
+    return rule
+
+
 def calibrate(
     trainer: Trainer, validation: Dataset, enabled: bool
 ) -> tuple[dict[str, Any], float, dict[str, Any] | None]:
@@ -151,6 +167,7 @@ def train_one(config: Config) -> Path:
     # Loading and tokenizing; `datasets` caches both for local files, so a repeated run pays less.
     data_seconds = time.time() - data_started
     model = apply_method(load_model(config.model), config.model.method, config.lora)
+    kernel_rule = choose_attention_budget(config, model, precision)
     counts = parameter_counts(model)
     logger.info("%s: %d of %d parameters trainable (%.2f%%)", config.model.method,
                 counts["trainable_parameters"], counts["num_parameters"], 100 * counts["trainable_share"])  # fmt: skip
@@ -186,6 +203,7 @@ def train_one(config: Config) -> Path:
         }
         metrics = {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated}
         record = build_record(config, trainer, encoded, precision, counts, timings, metrics)
+        record["model"]["attention"] = kernel_rule
         record["calibration"] = calibrated
         save_outputs(trainer, tokenizer, encoded["test"], prob_positive, record, out, run.keep_checkpoints)
         logger.info("finished: model and results in %s", out)
