@@ -103,3 +103,14 @@ def test_gpu_script_dry_run_from_stage_to_results(tmp_path: Path) -> None:
     expected = flops_per_sample(lengths, shape, "full").sum() * row["epochs"] / row["train_s"] / 1e12
     assert row["mfu"] == pytest.approx(expected)
     assert row["steady_mfu"] > 0 and row["trainer_estimate_mfu"] > 0 and row["peak_gib"] == 1.5
+
+
+def test_attention_budget_benchmark_reports_every_length_and_a_budget_per_repeat() -> None:
+    from bench.attention_budget import markdown, measure
+
+    result = measure(batch_size=2, max_length=96, dtype=torch.float32, repeats=2)
+    assert [row["length"] for row in result["table"]] == [64, 96]
+    assert len(result["budgets_mib"]) == 2 and all(b >= 0 for b in result["budgets_mib"])
+    for row in result["table"]:
+        assert 0 < row["matmul"]["min"] <= row["matmul"]["median"] <= row["matmul"]["max"]
+    assert markdown(result).count("\n| ") == 2 + 2  # header, rule, and one row per length
