@@ -369,6 +369,57 @@ def default_repo_id(run_dir: Path) -> str:
     return f"YOUR_USERNAME/{run_dir.resolve().name}"
 
 
+def figures(run_dir: Path, results: dict[str, Any]) -> dict[str, str]:
+    """Draw the card's figures beside it; returns their file names by role."""
+    test, dataset = results["metrics"]["test"], results["dataset"]
+    images = {
+        "confusion_matrix": plots.confusion_matrix(
+            test["confusion_matrix"],
+            run_dir / plots.CONFUSION_MATRIX,
+            f"Test split ({test['num_examples']:,} reviews)",
+        ),
+        "training_curves": plots.training_curves(
+            results.get("log_history", []),
+            results.get("best_checkpoint_step"),
+            run_dir / plots.TRAINING_CURVES,
+        ),
+    }
+    if dataset.get("length_histogram"):
+        images["length_histogram"] = plots.length_histogram(
+            dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM
+        )
+    calibration = results.get("calibration")
+    if calibration:
+        # The headline scores: windowed when the run used windows, else the test split as cut in training.
+        windowed = bool(calibration.get("test_windowed"))
+        images["reliability_diagram"] = plots.reliability_diagram(
+            calibration["test_windowed" if windowed else "test"],
+            run_dir / plots.RELIABILITY_DIAGRAM,
+            f"Test split ({test['num_examples']:,} reviews{', long ones in windows' if windowed else ''}), "
+            f"temperature {calibration['temperature']:.3f}",
+        )
+    else:  # a figure of an earlier build must not be published with a card that no longer shows it
+        (run_dir / plots.RELIABILITY_DIAGRAM).unlink(missing_ok=True)
+    return images
+
+
+def calibration_rows(calibration: dict[str, Any] | None) -> list[list[str]]:
+    """ECE and NLL before and after the temperature, for each set of scores results.json reports."""
+    if not calibration:
+        return []
+    windowed = bool(calibration.get("test_windowed"))
+    labels = {
+        "test_windowed": "test, long reviews in windows (the headline scores)",
+        "test": "test, long reviews truncated" if windowed else "test (the headline scores)",
+        "validation": f"validation (the temperature was fitted on these {calibration['num_examples']:,})",
+    }
+    return [
+        [label, *(fmt(calibration[key].get(k)) for k in ("ece_before", "ece_after", "nll_before", "nll_after"))]
+        for key, label in labels.items()
+        if calibration.get(key)
+    ]
+
+
 def build_card(
     run_dir: Path,
     repo_id: str | None = None,
@@ -394,22 +445,8 @@ def build_card(
     sweep_path = find_sweep(run_dir, sweep)
     long_reviews = errors.buckets[-1] if errors else None
 
-    images = {
-        "confusion_matrix": plots.confusion_matrix(
-            test["confusion_matrix"],
-            run_dir / plots.CONFUSION_MATRIX,
-            f"Test split ({test['num_examples']:,} reviews)",
-        ),
-        "training_curves": plots.training_curves(
-            results.get("log_history", []),
-            results.get("best_checkpoint_step"),
-            run_dir / plots.TRAINING_CURVES,
-        ),
-    }
-    if dataset.get("length_histogram"):
-        images["length_histogram"] = plots.length_histogram(
-            dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM
-        )
+    images = figures(run_dir, results)
+    calibration = results.get("calibration")
 
     card = ModelCard.from_template(
         card_data(results, model_name, base, license_id),
@@ -439,6 +476,8 @@ def build_card(
         example_rows=example_rows(errors) if errors else [],
         long_reviews=long_reviews,
         truncated=truncated,
+        calibration=calibration,
+        calibration_rows=calibration_rows(calibration),
         window_stride=results.get("config", {}).get("model", {}).get("window_stride", DEFAULT_WINDOW_STRIDE),
         snippet_text=SNIPPET_TEXT,
         onnx=onnx_files.load_agreement(run_dir),

@@ -22,6 +22,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 CONFUSION_MATRIX = "confusion_matrix.png"
 TRAINING_CURVES = "training_curves.png"
 LENGTH_HISTOGRAM = "length_histogram.png"
+RELIABILITY_DIAGRAM = "reliability_diagram.png"
 
 
 def _save(fig: plt.Figure, path: Path) -> str:
@@ -109,4 +110,34 @@ def length_histogram(histograms: dict[str, dict[str, list[float]]], path: Path) 
         ax.set_title(f"{split} split", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def _reliability_panel(ax: plt.Axes, bins: list[dict[str, Any]], title: str, ece: float) -> None:
+    """Accuracy per confidence bin against the diagonal (perfect calibration), each bar's count above it."""
+    filled = [b for b in bins if b["count"]]
+    width = bins[0]["upper"] - bins[0]["lower"]
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="perfectly calibrated")
+    ax.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
+           color=COLORS["POSITIVE"], edgecolor="white", label="accuracy")  # fmt: skip
+    ax.scatter([b["confidence"] for b in filled], [b["confidence"] for b in filled], color="black", s=12,
+               zorder=3, label="mean confidence")  # fmt: skip
+    for b in filled:
+        ax.text(b["lower"] + width / 2, b["accuracy"] + 0.01, f"{b['count']:,}", ha="center", va="bottom",
+                fontsize=7)  # fmt: skip
+    # A binary prediction's confidence is at least 0.5: the axis starts at the bin holding 0.5, not at 0.
+    ax.set_xlim(max(b["lower"] for b in bins if b["lower"] <= 0.5), 1.0)
+    ax.set_ylim(0, 1.12)
+    ax.set_xlabel("confidence of the predicted label")
+    ax.set_title(f"{title}: ECE {ece:.4f}", fontsize=10)
+
+
+def reliability_diagram(report: dict[str, Any], path: Path, title: str) -> str:
+    """Before and after temperature scaling, side by side on the same reviews (counts above the bars)."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), sharey=True)
+    _reliability_panel(axes[0], report["reliability_before"], "Before scaling", report["ece_before"])
+    _reliability_panel(axes[1], report["reliability_after"], "After scaling", report["ece_after"])
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend(loc="upper left", fontsize=7)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)

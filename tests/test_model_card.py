@@ -27,6 +27,7 @@ BASE_ID = "distilbert/distilbert-base-uncased"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (
     "## Results",
+    "### Calibration",
     "### Hyperparameter sweep",
     "### Per class",
     "### Confusion matrix",
@@ -189,7 +190,7 @@ def test_usage_snippets_name_the_repo_and_command_and_no_space_unless_given(
 
 
 def test_figures_are_small_pngs_referenced_by_the_card(card: ModelCard, run_dir: Path) -> None:
-    for name in ("confusion_matrix.png", "training_curves.png", "length_histogram.png"):
+    for name in ("confusion_matrix.png", "training_curves.png", "length_histogram.png", "reliability_diagram.png"):
         data = (run_dir / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) < 300_000, name
         assert f"]({name})" in card.text
@@ -201,6 +202,7 @@ def test_card_renders_to_html_with_tables_images_and_code(card: ModelCard) -> No
     assert sorted(re.findall(r'<img alt="[^"]+" src="([^"]+)"', html)) == [
         "confusion_matrix.png",
         "length_histogram.png",
+        "reliability_diagram.png",
         "training_curves.png",
     ]
     assert '<code class="language-python">' in html and '<code class="language-bibtex">' in html
@@ -265,3 +267,44 @@ def test_ctrl_c_names_resume_only_for_the_command_that_has_it(
         message = capsys.readouterr().err
         assert stopped.value.code == 130 and message.startswith("interrupted: ") and message.count("\n") == 1
         assert ("--resume" in message) is resumable, message
+
+
+def test_calibration_section_shows_results_json(card: ModelCard, results: dict) -> None:
+    calibration = results["calibration"]  # written by the training command
+    text = " ".join(card.text.split())
+    assert f"T = {fmt(calibration['temperature'], 3)}" in text
+    assert f"{fmt(calibration['num_examples'])} validation reviews" in text
+    assert "returns calibrated scores with no custom code" in text and 'pipeline("text-classification"' in text
+    rows = {row[0]: row[1:] for row in tables(card.text)["Scores"]}
+    keys = ("ece_before", "ece_after", "nll_before", "nll_after")
+    for split, label in (
+        ("test_windowed", "test, long reviews in windows (the headline scores)"),
+        ("test", "test, long reviews truncated"),
+        ("validation", f"validation (the temperature was fitted on these {calibration['num_examples']})"),
+    ):
+        assert rows[label] == [fmt(calibration[split][k]) for k in keys], split
+    assert "the score is not a calibrated probability" not in text
+
+
+def test_reliability_diagram_counts_every_test_review(run_dir: Path, results: dict) -> None:
+    """The figure is drawn from the windowed (headline) table, whose bins hold every test review."""
+    report = results["calibration"]["test_windowed"]
+    for side in ("reliability_before", "reliability_after"):
+        assert sum(b["count"] for b in report[side]) == results["metrics"]["test"]["num_examples"]
+    image = (run_dir / "reliability_diagram.png").read_bytes()
+    assert image.startswith(PNG_MAGIC)
+
+
+def test_run_without_calibration_has_no_section_and_no_diagram(run_dir: Path, tmp_path: Path) -> None:
+    """An older run's results.json has no `calibration`: no section, and an earlier build's figure is removed."""
+    old = tmp_path / "old-run"
+    shutil.copytree(run_dir, old)
+    results = json.loads((old / "results.json").read_text())
+    del results["calibration"]
+    (old / "results.json").write_text(json.dumps(results))
+    assert (old / "reliability_diagram.png").is_file()
+    assert run_card_cli("build", str(old), "--repo_id", REPO_ID).returncode == 0
+    text = (old / "README.md").read_text()
+    assert "### Calibration" not in text and "reliability_diagram.png" not in text
+    assert "the score is not a calibrated probability" in text
+    assert not (old / "reliability_diagram.png").exists()

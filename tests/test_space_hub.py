@@ -5,14 +5,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import ROOT as PROJECT, free_port, train_tiny
 from huggingface_hub import HfApi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,21 +37,18 @@ def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:
     return repo_id
 
 
-@pytest.fixture
-def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:
-    """`python space/app.py` with MODEL_ID naming the model on the hub; yields its address."""
+@contextmanager
+def launched(app_py: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`python app.py` on a free port, with `env` (MODEL_ID and the Hub); yields its address once it serves."""
     port = free_port()
-    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
-    env.update(MODEL_ID=hub_model, PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    log = (tmp_path / "app.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    env = {**env, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = log_path.open("w+")
+    proc = subprocess.Popen([sys.executable, str(app_py)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 150
-        while url not in Path(log.name).read_text():
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+        while url not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "the app did not start"
             time.sleep(0.5)
         yield url + "/"
@@ -57,6 +56,14 @@ def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def served(local_hub, hub_model: str, tmp_path: Path) -> Iterator[str]:
+    """`python space/app.py` with MODEL_ID naming the model on the hub; yields its address."""
+    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
+    with launched(SPACE / "app.py", {**env, "MODEL_ID": hub_model}, tmp_path / "app.log") as url:
+        yield url
 
 
 def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> None:
@@ -137,3 +144,36 @@ def test_deploy_refusals_are_one_sentence(local_hub, tmp_path: Path, who: str) -
     assert expected in proc.stderr
     for secret in (local_hub.token, local_hub.other_token, "hf_not_a_real_token"):
         assert secret not in proc.stdout + proc.stderr
+
+
+def test_card_snippet_calls_the_space_published_beside_the_model(
+    local_hub, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Model and Space published to the Hub as a user would; the Space started from the files the Hub holds;
+    the card's gradio_client snippet run as written, its Space id pointed at where that Space runs."""
+    run = train_tiny(tiny_model_dir, tmp_path / "run")
+    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
+    model_id, space_id = f"{local_hub.user}/imdb-tiny", f"{local_hub.user}/imdb-tiny-space"
+    pushed = subprocess.run(
+        [sys.executable, "-m", "model_card", "push", str(run), "--repo_id", model_id, "--space_id", space_id,
+         "--no_onnx"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    deployed = run_deploy(env, "--space_id", space_id, "--model_id", model_id)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    folder = Path(api.snapshot_download(space_id, repo_type="space", local_dir=tmp_path / "space"))
+    variable = api.get_space_variables(space_id)["MODEL_ID"].value
+    card = Path(api.hf_hub_download(model_id, "README.md", cache_dir=tmp_path / "c")).read_text()
+    blocks = [part.split("```")[0] for part in card.split("```python\n")[1:]]
+    snippet = next(block for block in blocks if "gradio_client" in block)
+    assert f'Client("{space_id}")' in snippet
+    with launched(folder / "app.py", {**env, "MODEL_ID": variable}, tmp_path / "app.log") as url:
+        answer = subprocess.run(
+            [sys.executable, "-c", snippet.replace(f'Client("{space_id}")', f'Client("{url}")')],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert re.search(r"'label': '(NEGATIVE|POSITIVE)'", answer.stdout), answer.stdout
