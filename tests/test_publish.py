@@ -306,3 +306,32 @@ def test_push_of_an_unfinished_run_is_refused(local_hub: LocalHub, tmp_path: Pat
     result = push(local_hub, tmp_path / "home", tmp_path / "run", "--repo_id", REPO_ID)
     assert_one_sentence(result, "results.json is missing")
     assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists(REPO_ID)
+
+
+def test_predict_windows_reproduces_the_windowed_scores(lora_run: Path, tmp_path: Path) -> None:
+    """`python -m train.predict --windows`, with the card's window settings, gives the run's windowed scores."""
+    predictions = pd.read_csv(lora_run / "test_predictions.csv")
+    results = json.loads((lora_run / "results.json").read_text())
+    length, stride = results["model"]["eval_window_length"], results["config"]["model"]["window_stride"]
+
+    def predict(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "train.predict", "--model", str(lora_run), "--file",
+             str(lora_run / "test_predictions.csv"), "--json", *flags],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    ran = predict("--windows", "--max_length", str(length), "--window_stride", str(stride))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    rows = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [_prob_positive(r) for r in rows] == pytest.approx(predictions["prob_positive"].tolist(), abs=1e-5)
+    accuracy = float((pd.Series([r["label"] for r in rows]) == predictions["label"]).mean())
+    assert fmt(accuracy) == fmt(results["metrics"]["test"]["accuracy"])
+    # Without --windows a long review is cut, as pipeline does: some long review scores differently.
+    cut = [json.loads(line) for line in predict("--max_length", str(length)).stdout.splitlines()]
+    long = predictions["n_tokens"] > length
+    assert long.any() and [_prob_positive(r) for r in cut] != pytest.approx(predictions["prob_positive"].tolist(), abs=1e-5)
+
+    refused = predict("--windows", "--max_length", str(length), "--window_stride", str(length // 2))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: --window_stride") and refused.stderr.count("\n") == 1

@@ -74,6 +74,15 @@ def window_scores(
     return sums / np.bincount(review, minlength=len(texts))[:, None]
 
 
+def check_stride(stride: int, max_length: int) -> None:
+    """The training command's rule: neighbours share fewer than half a window, so every window moves on."""
+    if not 0 <= stride < max_length // 2:
+        raise UserError(
+            f"--window_stride {stride} must be below half of the window length ({max_length}): "
+            "windows overlap by that many tokens"
+        )
+
+
 def classify(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     """[{label, score}] per review, cut to --max_length (pipeline) or as --windows."""
     from transformers import pipeline  # slow import: only once the input is known to be usable
@@ -89,11 +98,7 @@ def classify(args: argparse.Namespace, texts: list[str]) -> list[dict]:
         raise UserError(f"--max_length {max_length} is more than the model reads ({limit} tokens): lower it")
     if not args.windows:
         return classifier(texts, batch_size=args.batch_size, truncation=True, max_length=max_length)
-    if not 0 <= args.window_stride < max_length // 2:
-        raise UserError(
-            f"--window_stride {args.window_stride} must be below half of the window length ({max_length}): "
-            "windows overlap by that many tokens"
-        )
+    check_stride(args.window_stride, max_length)
     probs = window_scores(model, tokenizer, texts, max_length, args.window_stride, args.batch_size)
     labels = model.config.id2label
     return [{"label": labels[int(p.argmax())], "score": float(p.max())} for p in probs]
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args(argv)
+    if args.windows and args.max_length:
+        check_stride(args.window_stride, args.max_length)  # before the model loads
     texts = read_texts(args)
     outputs = classify(args, texts)
     for text, out in zip(texts, outputs):
