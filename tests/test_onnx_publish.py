@@ -100,10 +100,7 @@ def test_push_to_hub_publishes_both_onnx_files_with_the_weights_in_one_commit(
     files = set(api.list_repo_files(TRAIN_REPO))
     assert ONNX_FILES | {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= files
     # One commit on top of the repo's initial one holds weights, card and both graphs.
-    commits = hub._repos[
-        ("model", TRAIN_REPO)
-    ].commits  # the local Hub's own record (it has no commit listing)
-    assert len(commits) == 2
+    assert len(hub.commit_titles(TRAIN_REPO)) == 2
 
     texts = pd.read_csv(trained / "test_predictions.csv")["text"].tolist()[:16]
     expected = _torch_logits(trained, texts)
@@ -142,6 +139,27 @@ def test_card_states_the_measured_int8_agreement_and_the_runtime_snippets(
     assert "onnxruntime" in card and f'hf_hub_download("{TRAIN_REPO}", "onnx/model_quantized.onnx")' in card
 
 
+def test_card_onnx_runtime_snippet_runs_as_written(hub: LocalHub, trained: Path, tmp_path: Path) -> None:
+    """The card's ONNX Runtime block, unchanged, in a fresh process that reaches only the local Hub."""
+    api = HfApi(endpoint=hub.endpoint, token=hub.token)
+    card = Path(api.hf_hub_download(TRAIN_REPO, "README.md", cache_dir=tmp_path / "card")).read_text()
+    blocks = [part.split("```")[0] for part in card.split("```python\n")[1:]]
+    snippet = next(block for block in blocks if "onnxruntime" in block)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=hub.client_env(tmp_path / "home", None),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    example = snippet.split('tokenizer("')[1].split('"')[0]
+    logits = _onnx_logits(trained / "onnx" / onnx_files.INT8_FILE, trained, [example])
+    labels = AutoModelForSequenceClassification.from_pretrained(trained).config.id2label
+    assert result.stdout.strip().splitlines()[-1] == labels[int(logits.argmax())]
+
+
 def test_no_onnx_publishes_weights_and_card_only(hub: LocalHub, trained: Path, tmp_path: Path) -> None:
     run = shutil.copytree(trained, tmp_path / "run")
     result = _push(hub, tmp_path / "home", run, "--repo_id", "alice/imdb-no-onnx", "--no_onnx")
@@ -154,17 +172,27 @@ def test_no_onnx_publishes_weights_and_card_only(hub: LocalHub, trained: Path, t
     assert not (run / "onnx").exists() and not (run / onnx_files.AGREEMENT_FILE).exists()
 
 
-def test_model_that_cannot_be_exported_is_one_sentence_and_nothing_published(
-    hub: LocalHub, trained: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("truncated weights", "could not be exported to ONNX"),
+        ("no test predictions", "has no test_predictions.csv, whose test reviews check the ONNX files"),
+    ],
+)
+def test_run_whose_onnx_cannot_be_built_or_checked_is_one_sentence_and_nothing_published(
+    hub: LocalHub, trained: Path, tmp_path: Path, case: str, expected: str
 ) -> None:
     run = shutil.copytree(trained, tmp_path / "run")
-    weights = run / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # an interrupted copy
+    if case == "truncated weights":  # an interrupted copy
+        weights = run / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        (run / "test_predictions.csv").unlink()
     result = _push(hub, tmp_path / "home", run, "--repo_id", "alice/imdb-broken")
     assert result.returncode == 2, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "could not be exported to ONNX" in lines[0] and "--no_onnx" in lines[0]
+    assert expected in lines[0] and "--no_onnx" in lines[0]
     assert not HfApi(endpoint=hub.endpoint, token=hub.token).repo_exists("alice/imdb-broken")
     assert not (run / "onnx").exists()
 

@@ -168,3 +168,32 @@ def test_transformers_js_classifies_the_published_model_like_torch(
     assert len({max(e, key=e.get) for e in expected}) == 2
     assert agreement >= MIN_LABEL_AGREEMENT
     assert max(differences) <= SCORE_TOLERANCE[dtype]
+
+
+def test_card_transformers_js_snippet_runs_as_written(hub: LocalHub, run_dir: Path, tmp_path: Path) -> None:
+    """The card's JavaScript block, unchanged, after only the lines pointing transformers.js at the local Hub.
+
+    The module is written into the install folder, where Node resolves the snippet's bare import.
+    """
+    install = install_transformers_js()
+    card = (run_dir / "README.md").read_text()
+    snippet = card.split("```js\n")[1].split("```")[0]
+    assert f'"{REPO_ID}"' in snippet
+    setup = (
+        'import { env } from "@huggingface/transformers";\n'
+        f'env.remoteHost = "{hub.endpoint}/";\n'
+        "env.allowLocalModels = false;\n"
+        f"env.cacheDir = {json.dumps(str(tmp_path / 'cache'))};\n"
+    )
+    module = install / f"card-snippet-{os.getpid()}.mjs"
+    module.write_text(setup + snippet)
+    try:
+        result = subprocess.run(
+            ["node", str(module)], capture_output=True, text=True, timeout=300, check=False
+        )
+    finally:
+        module.unlink()
+    assert result.returncode == 0, result.stderr[-3000:]
+    example = snippet.split('classifier("')[1].split('"')[0]
+    expected = pipeline("text-classification", model=str(run_dir))(example)[0]["label"]
+    assert f"label: '{expected}'" in result.stdout, result.stdout
