@@ -7,6 +7,8 @@ TYPE_CHECKING: a cycle hidden in a function is still a cycle a reader has to unt
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
 
 from conftest import ROOT
@@ -99,3 +101,50 @@ def test_space_imports_nothing_of_the_rest() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 tops.add(node.module.split(".")[0])
         assert not tops & {"train", "model_card", "bench", "tests"}, path
+
+
+def space_definition(name: str) -> tuple[Path, ast.AST]:
+    """Where in space/ `name` is defined (a module-level assignment or function), wherever the modules are split."""
+    found = []
+    for path in sorted((ROOT / "space").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            if name in targets or getattr(node, "name", None) == name:
+                found.append((path, node))
+    assert len(found) == 1, f"{name} is defined {len(found)} times in space/: {[str(p) for p, _ in found]}"
+    return found[0]
+
+
+def space_value(name: str) -> object:
+    """The object itself, from the space module that defines it (space/ is on sys.path: space_fixtures.py)."""
+    path, _ = space_definition(name)
+    return getattr(importlib.import_module(path.stem), name)
+
+
+def _body_without_docstring(function: ast.FunctionDef) -> str:
+    body = function.body[1:] if ast.get_docstring(function) else function.body
+    return "\n".join(ast.dump(node) for node in body)
+
+
+def test_copies_across_the_space_wall_agree() -> None:
+    """The Space is deployed alone, so it copies three things of train/ instead of importing them."""
+    from train.config import ModelArguments
+    from train.data import BR_TAG
+    from train.training_args import cpu_has_native_bf16
+
+    # Reviews are cleaned as in training: the same pattern, and the same result on IMDb's variants.
+    space_br = space_value("BR_TAG")
+    assert (space_br.pattern, space_br.flags) == (BR_TAG.pattern, BR_TAG.flags)
+    sample = "One<br />two<br/>three<BR>four<br   />five<bra>"
+    assert space_br.sub(" ", sample) == BR_TAG.sub(" ", sample)
+    # Long reviews are windowed as the test split was: neighbours share --window_stride's default.
+    assert space_value("WINDOW_OVERLAP") == ModelArguments.window_stride
+    # The bf16 engine is offered exactly where training picks bf16: the same check, statement for statement.
+    _, space_check = space_definition("cpu_has_native_bf16")
+    train_check = next(
+        node
+        for node in ast.parse(inspect.getsource(inspect.getmodule(cpu_has_native_bf16))).body
+        if getattr(node, "name", None) == "cpu_has_native_bf16"
+    )
+    assert _body_without_docstring(space_check) == _body_without_docstring(train_check)
+    assert space_value("cpu_has_native_bf16")() == cpu_has_native_bf16()
