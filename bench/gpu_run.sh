@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The GPU session's script: two `run` calls inside the 15 minutes of device time a session is lent
-# (machine start-up, both calls, the gap between them and idle time all count; no machine starts with
-# under 4 minutes left). Plan, time estimate per step, and what to do when a call runs short:
-# bench/NOTES.md, "GPU plan: two calls in 15 minutes".
+# The GPU benchmark plan as one script: the reference recipe against the project's on all-MiniLM-L6-v2
+# (test accuracy on all 25,000 reviews, train-time and samples/s ratios, MFU, peak memory), the samples/s
+# pair on a DistilBERT-shaped random model, LoRA, and the ablations, in priority order, within a budget of
+# GPU seconds. It is built for two calls on one GPU machine within 15 minutes of machine time in all
+# (start-up, both calls, the gap between them and idle time counted). Plan, time estimate per step, and
+# what to do when a call runs short: bench/NOTES.md, "GPU plan: two calls in 15 minutes". No GPU figure
+# exists yet.
 #
-#   here:   bash bench/gpu_run.sh prepare        (.device/: IMDb, wheels, the fp16 model; prints the tree's size)
-#   call 1: carry [".device"], timeout_s 540:
-#           source .device/setup.sh && BUDGET=480 bash bench/gpu_run.sh accuracy 2>&1 | tee $OUT/log-accuracy.txt
-#   call 2: at once (the machine stays warm 30 s and keeps /tmp: steps call 1 finished are skipped),
-#           carry [".device"], B = budget_left_s of call 1's reply - 45, timeout_s B + 30:
-#           source .device/setup.sh && BUDGET=B bash bench/gpu_run.sh speed 2>&1 | tee $OUT/log-speed.txt
-#   here:   bash bench/gpu_run.sh collect FILES_AT_1 FILES_AT_2   (results/, the comparison table)
-#   later sessions (not part of the two calls): `tune "FLAGS" ...` (variants of the project recipe on
-#   MiniLM), `mlm` (masked-LM stage, then the project recipe from it).
+#   here:        bash bench/gpu_run.sh prepare     (.device/: IMDb, wheels, the fp16 model; prints the size)
+#   GPU, call 1: with .device/ beside the working tree, time limit 540 s ($OUT: the folder that comes back):
+#                source .device/setup.sh && BUDGET=480 bash bench/gpu_run.sh accuracy 2>&1 | tee $OUT/log-accuracy.txt
+#   GPU, call 2: at once (the machine keeps /tmp about 30 s: steps call 1 finished are skipped),
+#                B = the GPU seconds left after call 1 - 45, time limit B + 30 s:
+#                source .device/setup.sh && BUDGET=B bash bench/gpu_run.sh speed 2>&1 | tee $OUT/log-speed.txt
+#   here:        bash bench/gpu_run.sh collect DIR_1 DIR_2   (the calls' $OUT folders -> results/, the comparison)
+#   further calls (not part of the two): `tune "FLAGS" ...` (variants of the project recipe on MiniLM),
+#   `mlm` (masked-LM stage, then the project recipe from it).
 #
 # A stage works down its steps in priority order. A step starts only if its estimated GPU seconds fit in
 # what is left of $BUDGET, and is stopped at the budget. A step that finished is marked in
@@ -105,8 +108,8 @@ pack() {
   rm -f "$tmp"
 }
 
-# Packs every PACK_EVERY s in the background until the stage ends: a call killed at the tool's limit
-# (device time spent) between two steps still returns the runs that finished.
+# Packs every PACK_EVERY s in the background until the stage ends: a call stopped at its time limit
+# between two steps still returns the runs that finished.
 start_packer() {
   [[ -n ${OUT:-} ]] || return 0
   (nap=""; trap 'kill $nap 2>/dev/null; exit 0' TERM
@@ -115,7 +118,7 @@ start_packer() {
   trap 'kill $PACKER 2>/dev/null; wait $PACKER 2>/dev/null; pack' EXIT
 }
 
-# Later calls may carry no model: copy it where setup.sh looks when .device/model is absent.
+# A later call may come without the model: copy it where setup.sh looks when .device/model is absent.
 stage_model() {
   if [[ ${DRY_RUN:-} != 1 && -d .device/model ]]; then mkdir -p /tmp/stage && cp -r .device/model /tmp/stage/; fi
 }
