@@ -1,4 +1,4 @@
-"""Compare every run a GPU session brought back; put the best full and LoRA runs in results/.
+"""Compare every run gpu_run.sh brought back from the GPU; put the best full and LoRA runs in results/.
 
     python -m bench.train_compare FOLDER... --results results
 
