@@ -36,7 +36,6 @@ from onnx import TensorProto, helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "space"))
 
-import engines
 import onnx_build
 import ort_cpu
 from examples import EXAMPLES
@@ -170,7 +169,7 @@ def time_engines(model_dir: Path, n: int, seed: int, repeats: int, folder: Path)
     texts = load_reviews(n, seed)[0]["text"].tolist()
     windows, _ = cut_windows(tokenizer, [clean_text(t) for t in texts], max_length)
     sessions, kernels = build_sessions(model_dir, folder)
-    logits = {name: engines.onnx_logits_fn(session) for name, session in sessions.items()}
+    logits = {name: ort_cpu.onnx_logits_fn(session) for name, session in sessions.items()}
     feeds = [np.array([w], dtype=np.int64) for w in windows]
     for run in logits.values():
         for ids in feeds[:5]:

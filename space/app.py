@@ -2,8 +2,8 @@
 
     MODEL_ID=<Hub repo id or local folder> python app.py
 
-serves the UI and the API (`/predict`, `/predict_batch`, `/predict_file`, `/explain`) on
-http://127.0.0.1:7860 (settings.py lists every variable it reads). At start-up every engine
+serves the UI, the API (`/predict`, `/predict_batch`, `/predict_file`, `/explain`) and the same
+endpoints as MCP tools for agents (http://127.0.0.1:7860/gradio_api/mcp/) on http://127.0.0.1:7860 (settings.py lists every variable it reads). At start-up every engine
 classifies the example reviews and the fastest of float32 and those that keep float32's labels
 becomes the default (`engines.AUTO_ENGINES`); the page shows what was measured. SPACE_ENGINE=float,
 bf16 or int8 forces the default; every engine stays selectable. This file lays the page out, wires
@@ -187,6 +187,18 @@ def load_model(model_id: str) -> SentimentModel:
         )
 
 
+def launch_options(settings: Settings) -> dict[str, object]:
+    """How the Space is served: where, Gradio's upload cap, and as an MCP server for agents
+    (every API endpoint a tool, at /gradio_api/mcp/; its docstring the tool's description)."""
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        # Gradio's own cap, above the app's limit so the app's clearer message is the one people see.
+        "max_file_size": 2 * settings.limits.max_bytes,
+        "mcp_server": True,
+    }
+
+
 def main() -> None:
     try:
         settings = Settings.from_env()
@@ -198,12 +210,7 @@ def main() -> None:
         demo = build_app(load_model(settings.model_id), settings)
     except ValueError as exc:
         sys.exit(str(exc))
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        # Gradio's own cap, above the app's limit so the app's clearer message is the one people see.
-        max_file_size=2 * settings.limits.max_bytes,
-    )
+    demo.launch(**launch_options(settings))
 
 
 if __name__ == "__main__":

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from onnx_build import export_model_onnx, quantize_int8_onnx
-from ort_cpu import fuse_for_cpu, ort_session
+from ort_cpu import LogitsFn, fuse_for_cpu, onnx_logits_fn, ort_session
+from published_int8 import published_int8_logits_fn
 from transformers import PreTrainedTokenizerBase
-
-# A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
-# [batch, num_labels].
-LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 ENGINE_INT8 = "int8"
 ENGINE_BF16 = "bf16"
@@ -69,25 +66,14 @@ def cpu_has_native_bf16() -> bool:
     training command's check (the Space imports nothing of train/).
     """
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return torch.backends.mkldnn.is_available() and any(
+        getattr(torch.cpu, c, lambda: False)() for c in checks
+    )
 
 
 def default_engines() -> tuple[str, ...]:
     """The engines this host can run well: bf16 only where the CPU computes it natively."""
     return (ENGINE_FLOAT, *((ENGINE_BF16,) if cpu_has_native_bf16() else ()), ENGINE_INT8)
-
-
-def onnx_logits_fn(session) -> LogitsFn:  # noqa: ANN001 - an onnxruntime.InferenceSession
-    """Wrap an ONNX Runtime session of a classifier as a `LogitsFn` (type ids all zero where the graph takes them)."""
-    takes_types = any(i.name == "token_type_ids" for i in session.get_inputs())
-
-    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if takes_types:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
-        return session.run(None, feed)[0]
-
-    return run
 
 
 def int8_logits_fn(
@@ -108,14 +94,38 @@ def int8_logits_fn(
     return onnx_logits_fn(ort_session(fuse_for_cpu(folder / "model_quantized.onnx", model.config), threads))
 
 
+def int8_engine(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    calibration: Sequence[str],
+    max_length: int,
+    source: str | None,
+) -> LogitsFn | None:
+    """The int8 engine: the model repo's published file where `source` (a Hub id or folder) has a
+    usable one, else built from the model; None, with one log line, where neither works."""
+    if source:
+        published = published_int8_logits_fn(source, model.config, torch_logits_fn(model), tokenizer, calibration, max_length)
+        if published is not None:
+            return published
+    try:
+        return int8_logits_fn(model, tokenizer, calibration, max_length)
+    except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
+        print(
+            f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); serving float32 only.",
+            file=sys.stderr,
+        )
+        return None
+
+
 def build_engines(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     names: Sequence[str],
     calibration: Sequence[str],
     max_length: int,
+    source: str | None = None,
 ) -> dict[str, LogitsFn]:
-    """The named engines for a loaded model; an int8 engine that cannot be built is left out, with one log line."""
+    """The named engines for a loaded model (`source`: where it came from, for a published int8 file)."""
     engines: dict[str, LogitsFn] = {}
     for engine in names:
         if engine == ENGINE_FLOAT:
@@ -123,14 +133,8 @@ def build_engines(
         elif engine == ENGINE_BF16:
             engines[engine] = torch_logits_fn(model, autocast=torch.bfloat16)
         elif engine == ENGINE_INT8:
-            try:
-                engines[engine] = int8_logits_fn(model, tokenizer, calibration, max_length)
-            except Exception as exc:  # noqa: BLE001 - an optional engine must not stop the Space
-                print(
-                    f"The int8 engine is unavailable for this model ({type(exc).__name__}: {exc}); "
-                    "serving float32 only.",
-                    file=sys.stderr,
-                )
+            if (int8 := int8_engine(model, tokenizer, calibration, max_length, source)) is not None:
+                engines[engine] = int8
         else:
             raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINE_LABELS)}")
     return engines

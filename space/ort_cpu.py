@@ -9,8 +9,14 @@ graph optimizer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+
+import numpy as np
+
+# A function from a padded batch (input_ids, attention_mask, both int64 [batch, seq]) to logits
+# [batch, num_labels]: what every engine of the Space is.
+LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # ONNX Runtime's fused kernels that are slower on CPU than the operators they replace, so neither
 # its offline transformer optimizer nor a session's own graph optimizer may introduce them: with
@@ -81,3 +87,16 @@ def ort_session(
         providers=["CPUExecutionProvider"],
         disabled_optimizers=sorted({SLOW_FUSIONS[name] for name in avoid}),
     )
+
+
+def onnx_logits_fn(session) -> LogitsFn:  # noqa: ANN001 - an onnxruntime.InferenceSession
+    """Wrap an ONNX Runtime session of a classifier as a `LogitsFn` (type ids all zero where the graph takes them)."""
+    takes_types = any(i.name == "token_type_ids" for i in session.get_inputs())
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if takes_types:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        return session.run(None, feed)[0]
+
+    return run

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from engines import ENGINE_FLOAT, PER_WINDOW_ENGINES, LogitsFn, build_engines, default_engines
+from engines import ENGINE_FLOAT, PER_WINDOW_ENGINES, build_engines, default_engines
 from examples import EXAMPLES
+from ort_cpu import LogitsFn
 from transformers import pipeline
 from windows import WINDOW_OVERLAP, clean_text, cut_windows, model_max_length
 
@@ -81,7 +82,9 @@ class SentimentModel:
         self.max_batch_tokens = max_batch_tokens
         self._tokenizer_lock = threading.Lock()
         names = default_engines() if engines is None else engines
-        self.engines: dict[str, LogitsFn] = build_engines(model, self.tokenizer, names, calibration, self.max_length)
+        self.engines: dict[str, LogitsFn] = build_engines(
+            model, self.tokenizer, names, calibration, self.max_length, source=model_id
+        )
         # Seconds per engine for the example reviews, and the engines that gave float32's labels
         # on them, measured on this host by `measure`.
         self.timings: dict[str, float] = {}

@@ -56,13 +56,36 @@ class SpaceService:
         return text
 
     def predict(self, text: str, engine: str) -> dict[str, object]:
-        """Classify one review: its label, the label's score and both class probabilities."""
+        """Classify one English movie review as POSITIVE or NEGATIVE.
+
+        Reviews longer than the model reads at once are read whole, in overlapping windows whose
+        probabilities are averaged. Also an MCP tool: this text is its description.
+
+        Args:
+            text: the review, plain text (HTML line breaks allowed), at most the Space's character limit.
+            engine: "float" (the model as trained), "bf16" or "int8"; empty for the Space's default.
+
+        Returns:
+            {"label": "POSITIVE" or "NEGATIVE", "score": the label's probability, "probabilities":
+            {label: probability}, "windows": how many windows the review was read in, "tokens": its
+            length in tokens, "engine": the engine that classified it}. An empty or too long review
+            gets an error saying so.
+        """
         text, engine = self._review(text), self._engine(engine)
         prediction = self.batcher.predict([text], engine)[0]
         return {**prediction.as_dict(), "engine": engine}
 
     def predict_batch(self, texts: list[str], engine: str = "") -> list[dict]:
-        """Classify a list of reviews; returns one result per review, in order."""
+        """Classify several English movie reviews at once, each as POSITIVE or NEGATIVE.
+
+        Args:
+            texts: the reviews, a non-empty list of strings (at most the Space's per-file review limit).
+            engine: "float", "bf16" or "int8"; empty for the Space's default.
+
+        Returns:
+            One result per review, in the order given, each as the single-review classifier returns it
+            ({"label", "score", "probabilities", "windows", "tokens", "engine"}).
+        """
         engine = self._engine(engine)
         if not isinstance(texts, list) or not texts:
             raise gr.Error("Send a non-empty list of review texts.")

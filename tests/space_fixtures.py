@@ -42,9 +42,10 @@ def tiny_model(space_model_dir: Path) -> sentiment.SentimentModel:
 @pytest.fixture(scope="session")
 def space_url(tiny_model: sentiment.SentimentModel) -> Iterator[str]:
     """The Space on the tiny model, launched in this process on a free localhost port."""
-    demo = app.build_app(tiny_model, Settings(limits=TEST_LIMITS))
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    settings = Settings(limits=TEST_LIMITS, port=free_port())
+    demo = app.build_app(tiny_model, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options(settings))  # as the Space launches
+    port = settings.port
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

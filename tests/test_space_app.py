@@ -282,6 +282,85 @@ def test_long_explanations_occlude_spans_of_words(
     assert all(s.strip() for s in spans)
 
 
+# --- agents: the same endpoints over MCP ----------------------------------------------------------------------
+
+
+def mcp_session(space_url: str, calls: list[tuple[str, dict]]) -> tuple[list, list]:
+    """A real MCP client (the `mcp` package) on the launched Space: its tools, and the results of `calls`."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run() -> tuple[list, list]:
+        async with streamable_http_client(f"{space_url}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = (await session.list_tools()).tools
+                return tools, [await session.call_tool(name, arguments) for name, arguments in calls]
+
+    return asyncio.run(run())
+
+
+def test_mcp_client_lists_the_tools_and_classifies_as_predict_does(
+    client: Client, space_url: str, reviews: pd.DataFrame
+) -> None:
+    import ast
+
+    text = reviews["text"].iloc[3]
+    texts = reviews["text"].head(3).tolist()
+    tools, (single, batch) = mcp_session(
+        space_url,
+        [("predict", {"text": text, "engine": "float"}), ("predict_batch", {"texts": texts, "engine": "float"})],
+    )
+    described = {tool.name: tool for tool in tools}
+    assert {"predict", "predict_batch"} <= set(described), list(described)
+    # What an agent reads: what each tool takes and returns, from the endpoints' docstrings.
+    for name, argument in (("predict", "text"), ("predict_batch", "texts")):
+        assert "POSITIVE or NEGATIVE" in described[name].description and "Returns" in described[name].description
+        assert argument in described[name].inputSchema["properties"]
+    assert not single.isError and not batch.isError
+    answer = ast.literal_eval(single.content[0].text)
+    assert answer == client.predict(text, "float", api_name="/predict")
+    answers = ast.literal_eval(batch.content[0].text)
+    assert answers == client.predict(texts, "float", api_name="/predict_batch") and len(answers) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "The review is empty"), ("x" * 40_000, "is 40,000 characters long; the limit is 30,000")],
+    ids=["empty", "over-the-limit"],
+)
+def test_mcp_bad_text_is_one_sentence(client: Client, space_url: str, text: str, message: str) -> None:
+    _, (result,) = mcp_session(space_url, [("predict", {"text": text})])
+    assert result.isError
+    said = " ".join(c.text for c in result.content)
+    assert message in said and "Traceback" not in said and len(said.splitlines()) == 1, said
+    ok(client)
+
+
+def test_mcp_five_megabytes_are_refused_in_one_sentence(client: Client, space_url: str) -> None:
+    """The MCP transport (the `mcp` package inside Gradio) refuses request bodies over 4 MiB before any
+    tool runs: HTTP 413 with one sentence, "Request body too large"; the Space keeps serving."""
+    import httpx
+
+    def leaves(error: BaseException) -> list[BaseException]:
+        inner = getattr(error, "exceptions", None)
+        return [leaf for e in inner for leaf in leaves(e)] if inner else [error]
+
+    with pytest.raises(BaseException) as caught:
+        mcp_session(space_url, [("predict", {"text": "x" * (5 * 1024 * 1024)})])
+    refused = [e for e in leaves(caught.value) if isinstance(e, httpx.HTTPStatusError)]
+    assert refused and refused[0].response.status_code == 413, leaves(caught.value)
+    # The body of that answer, read with a plain HTTP client sending the same call.
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "predict", "arguments": {"text": "x" * (5 * 1024 * 1024)}}}  # fmt: skip
+    answer = httpx.post(f"{space_url}gradio_api/mcp/", json=call, timeout=60,
+                        headers={"Accept": "application/json, text/event-stream"})  # fmt: skip
+    assert answer.status_code == 413 and answer.text == "Request body too large"
+    ok(client)
+
+
 # --- every request its own answer ------------------------------------------------------------------------
 # The Space merges concurrent requests into shared model calls and reorders reviews by length inside
 # them, so each result must be traced back to its own review. These tests use models whose scores

@@ -80,6 +80,29 @@ def test_app_serves_a_model_pulled_from_the_hub(served: str, tmp_path: Path) -> 
     path.write_text("One.\nTwo.\n")
     csv_path, summary = client.predict(handle_file(str(path)), api_name="/predict_file")
     assert summary["classified"] == 2 and Path(csv_path).read_text().count("\n") == 3
+    # A repo without ONNX files: the int8 engine is built from the model, and nothing is said about it.
+    assert "model_quantized.onnx" not in (tmp_path / "app.log").read_text()
+
+
+def test_app_starts_from_the_published_int8_file(
+    local_hub, hub_model: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A model repo that holds onnx/model_quantized.onnx: the Space downloads it and serves it as its
+    int8 engine (fused for its CPU at load) instead of exporting and quantising the model."""
+    from gradio_client import Client
+
+    sys.path.insert(0, str(SPACE))
+    import onnx_build
+
+    onnx_build.build_published_onnx(tiny_model_dir, tmp_path / "onnx")
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    api.upload_folder(folder_path=str(tmp_path / "onnx"), path_in_repo="onnx", repo_id=hub_model)
+    env = local_hub.client_env(tmp_path / "hf_home", local_hub.token)
+    log = tmp_path / "app.log"
+    with launched(SPACE / "app.py", {**env, "MODEL_ID": hub_model}, log) as url:
+        result = Client(url, verbose=False).predict("Straight from the published file.", "int8", api_name="/predict")
+    assert result["engine"] == "int8" and sum(result["probabilities"].values()) == pytest.approx(1)
+    assert "int8 engine: the model repo's onnx/model_quantized.onnx, fused for this CPU at load." in log.read_text()
 
 
 def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@ loads), the int8 engine's outlier split and quantisation, and ORT's CPU fusions 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT / "space"))
 import engines  # noqa: E402
 import onnx_build  # noqa: E402
 import ort_cpu  # noqa: E402
+import sentiment  # noqa: E402
 from examples import EXAMPLES  # noqa: E402
 
 
@@ -179,10 +181,10 @@ def test_published_files_are_what_the_space_serves(bert, tmp_path: Path) -> None
     # The Space's engine, built from the loaded model in memory, against the published file fused at load.
     windows = [tokenizer(t, truncation=True, max_length=128)["input_ids"] for t in texts]
     space = engines.int8_logits_fn(model, tokenizer, [t for _, t in EXAMPLES], 512)
-    loaded = engines.onnx_logits_fn(
+    loaded = ort_cpu.onnx_logits_fn(
         ort_cpu.ort_session(ort_cpu.fuse_for_cpu(paths["model_quantized"], model.config), threads=1)
     )
-    plain = engines.onnx_logits_fn(ort_cpu.ort_session(paths["model_quantized"], threads=1, avoid=()))
+    plain = ort_cpu.onnx_logits_fn(ort_cpu.ort_session(paths["model_quantized"], threads=1, avoid=()))
     for window in windows:
         ids = np.array([window], dtype=np.int64)
         np.testing.assert_allclose(loaded(ids, np.ones_like(ids)), space(ids, np.ones_like(ids)), atol=1e-6)
@@ -199,3 +201,88 @@ def test_a_failed_build_leaves_no_files(bert, tmp_path: Path) -> None:
     with pytest.raises(OSError):
         onnx_build.build_published_onnx(tmp_path / "missing", out)
     assert list(out.iterdir()) == []
+
+
+# --- the Space starting from the model repo's published int8 file ------------------------------------------
+
+
+@pytest.fixture
+def published_model(space_model_dir: Path, tmp_path: Path) -> Path:
+    """The shared tiny model in a folder of its own, with the ONNX files a push publishes in onnx/."""
+    folder = tmp_path / "published"
+    shutil.copytree(space_model_dir, folder)
+    onnx_build.build_published_onnx(folder, folder / "onnx")
+    return folder
+
+
+def int8_probabilities(model: sentiment.SentimentModel) -> list[float]:
+    return [p.probabilities["POSITIVE"] for p in model.predict(reviews(6), engines.ENGINE_INT8)]
+
+
+def test_space_serves_the_published_int8_file(
+    published_model: Path, space_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    built = sentiment.SentimentModel(str(space_model_dir), engines=[engines.ENGINE_FLOAT, engines.ENGINE_INT8])
+    assert "the model repo's onnx/model_quantized.onnx" not in capsys.readouterr().err  # none to use: built
+
+    def no_building(*args: object) -> None:
+        raise AssertionError("the int8 engine was built although the model repo publishes it")
+
+    monkeypatch.setattr(engines, "quantize_int8_onnx", no_building)
+    loaded = sentiment.SentimentModel(str(published_model), engines=[engines.ENGINE_FLOAT, engines.ENGINE_INT8])
+    log = capsys.readouterr().err
+    assert "int8 engine: the model repo's onnx/model_quantized.onnx, fused for this CPU at load." in log, log
+    assert list(loaded.engines) == [engines.ENGINE_FLOAT, engines.ENGINE_INT8]
+    # The published file is the engine the Space builds: the same answers, number for number.
+    assert int8_probabilities(loaded) == pytest.approx(int8_probabilities(built), abs=1e-9)
+
+
+def three_label_int8(space_model_dir: Path, folder: Path) -> Path:
+    """The int8 file of a model like the tiny one, but with three labels."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(space_model_dir, num_labels=3, id2label={0: "A", 1: "B", 2: "C"},
+                                        label2id={"A": 0, "B": 1, "C": 2})  # fmt: skip
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(space_model_dir).save_pretrained(folder)
+    return onnx_build.build_published_onnx(folder, folder / "onnx")["model_quantized"]
+
+
+def swapped_labels_int8(space_model_dir: Path, folder: Path) -> Path:
+    """The int8 file of the tiny model with its two classes' rows swapped: labels in another order than config.json's."""
+    model = AutoModelForSequenceClassification.from_pretrained(space_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight.flip(0))
+        model.classifier.bias.copy_(model.classifier.bias.flip(0))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(space_model_dir).save_pretrained(folder)
+    return onnx_build.build_published_onnx(folder, folder / "onnx")["model_quantized"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", "cannot be loaded (DecodeError: it is corrupt or truncated)"),
+        ("three labels", "gives logits of shape [1, 3] where config.json names 2 labels"),
+        ("swapped labels", "gives another label than the model on"),
+    ],
+)
+def test_unusable_published_file_is_one_log_line_and_the_engine_is_built(
+    published_model: Path, space_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    damage: str, message: str,
+) -> None:  # fmt: skip
+    path = published_model / "onnx" / "model_quantized.onnx"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "three labels":
+        shutil.copyfile(three_label_int8(space_model_dir, tmp_path / "three"), path)
+    else:
+        shutil.copyfile(swapped_labels_int8(space_model_dir, tmp_path / "swapped"), path)
+    capsys.readouterr()
+    model = sentiment.SentimentModel(str(published_model), engines=[engines.ENGINE_FLOAT, engines.ENGINE_INT8])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "model_quantized.onnx" in line]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert lines[0].endswith("; building the int8 engine from the model instead.")
+    assert engines.ENGINE_INT8 in model.engines  # built as before, and it serves
+    floats = [p.label for p in model.predict(reviews(6), engines.ENGINE_FLOAT)]
+    assert len(int8_probabilities(model)) == 6 and len(floats) == 6
