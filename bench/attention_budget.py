@@ -54,32 +54,29 @@ def measure(batch_size: int, max_length: int, dtype: torch.dtype, repeats: int) 
     }
 
 
+def _spread(stats: dict[str, float]) -> str:
+    return " / ".join(f"{stats[key]:.1f}" for key in ("min", "median", "max"))
+
+
 def markdown(result: dict[str, Any]) -> str:
-    budgets = ", ".join(f"{b:.1f}" for b in result["budgets_mib"])
-    lines = [
-        f"# Attention kernels on this CPU: matmul against SDPA, forward + backward ({result['dtype']})",
-        "",
+    rows = "\n".join(
+        f"| {row['length']} | {row['scores_mib']:.1f} | {_spread(row['matmul'])} | {_spread(row['sdpa'])} | "
+        + ("matmul" if row["matmul"]["median"] <= row["sdpa"]["median"] else "SDPA") + " |"
+        for row in result["table"]
+    )
+    return (
+        f"# Attention kernels on this CPU: matmul against SDPA, forward + backward ({result['dtype']})\n\n"
         f"CPU: {result['cpu']} ({result['threads']} threads; {', '.join(result['cpu_features'])}); "
         f"torch {result['torch']}. Batch {result['batch_size']} x {result['heads']} heads x {result['head_dim']}; "
         f"ms min / median / max over {result['repeats']} repeats, each the median of "
-        f"{attention.MEASURE_REPEATS} timed calls.",
-        "",
-        "| length | scores (MiB) | matmul ms | SDPA ms | faster |",
-        "|---:|---:|---:|---:|---|",
-    ]
-    for row in result["table"]:
-        m, s = row["matmul"], row["sdpa"]
-        faster = "matmul" if m["median"] <= s["median"] else "SDPA"
-        lines.append(f"| {row['length']} | {row['scores_mib']:.1f} | {m['min']:.1f} / {m['median']:.1f} / "
-                     f"{m['max']:.1f} | {s['min']:.1f} / {s['median']:.1f} / {s['max']:.1f} | {faster} |")  # fmt: skip
-    lines += [
-        "",
-        f"Budget chosen by each repeat (MiB of scores run as matmul attention): {budgets}. "
-        f"The last-level cache sysfs reports: {result['sysfs_last_level_cache_mib']:.0f} MiB.",
-        "",
-        "Reproduce: `python -m bench.attention_budget`",
-    ]
-    return "\n".join(lines) + "\n"
+        f"{attention.MEASURE_REPEATS} timed calls.\n\n"
+        "| length | scores (MiB) | matmul ms | SDPA ms | faster |\n|---:|---:|---:|---:|---|\n"
+        f"{rows}\n\n"
+        "Budget chosen by each repeat (MiB of scores run as matmul attention): "
+        + ", ".join(f"{b:.1f}" for b in result["budgets_mib"])
+        + f". The last-level cache sysfs reports: {result['sysfs_last_level_cache_mib']:.0f} MiB.\n\n"
+        "Reproduce: `python -m bench.attention_budget`\n"
+    )
 
 
 def main() -> None:
