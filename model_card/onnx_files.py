@@ -15,10 +15,12 @@ written to `onnx_agreement.json` in the run folder, where the card reads it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +77,35 @@ def _space_builder():
     return onnx_build
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bars (transformers' weight loading) or advice (ONNX Runtime's quantiser logs to the root
+    logger), so a refused push still ends with its one sentence; restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars, root = hf_logging.is_progress_bar_enabled(), logging.getLogger()
+    level = root.level
+    hf_logging.disable_progress_bar()
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def build(run_dir: Path) -> dict[str, Any]:
-    """Build, check and measure the run's ONNX files in `run_dir/onnx/`; returns the agreement the card shows.
+    """Build, check and measure the run's ONNX files in run_dir/onnx/, quietly; the agreement the card shows.
 
     Raises UserError (and leaves no ONNX file behind) when the model cannot be exported or the files
     do not reproduce it.
     """
-    run_dir = Path(run_dir)
+    with _quiet():
+        return _build(Path(run_dir))
+
+
+def _build(run_dir: Path) -> dict[str, Any]:
     remove(run_dir)
     reviews, total = sample_reviews(run_dir)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=run_dir))
