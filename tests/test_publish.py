@@ -34,6 +34,7 @@ PUBLISHED = {
     "confusion_matrix.png",
     "training_curves.png",
     "length_histogram.png",
+    "reliability_diagram.png",
     "adapter/adapter_config.json",
     "adapter/adapter_model.safetensors",
     "onnx/model.onnx",
