@@ -106,15 +106,8 @@ def test_app_starts_from_the_published_int8_file(
 
 
 def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "model_card", "deploy-space", *args],
-        cwd=ROOT,
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = [sys.executable, "-m", "model_card", "deploy-space", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_deploy_uploads_the_space_and_sets_model_id(local_hub, hub_model: str, tmp_path: Path) -> None:
