@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, free_port, train_tiny
+from conftest import ROOT, free_port, tiny_args, train_tiny
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
 
@@ -336,3 +336,23 @@ def test_predict_windows_reproduces_the_windowed_scores(lora_run: Path, tmp_path
     refused = predict("--windows", "--max_length", str(length), "--window_stride", str(length // 2))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("error: --window_stride") and refused.stderr.count("\n") == 1
+
+
+def test_refused_push_after_training_keeps_the_run_and_gives_the_whole_push_command(
+    local_hub: LocalHub, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    flags = ("--push_to_hub", REPO_ID, "--hub_space_id", "alice/imdb-space", "--hub_base_model", BASE_REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "train", *tiny_args(tiny_model_dir, run, *flags)],
+        cwd=ROOT, env=local_hub.client_env(tmp_path / "home", "hf_wrong"), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: The Hugging Face token was rejected") and "Traceback" not in result.stderr
+    assert last.endswith(
+        f"python -m model_card push {run} --repo_id {REPO_ID} --space_id alice/imdb-space --base_model {BASE_REPO}"
+    )
+    assert (run / "results.json").is_file()
+    assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists(REPO_ID)

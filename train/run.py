@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(
                 f"{err} The trained run is kept in {out}; publish it later with "
                 f"python -m model_card push {out} --repo_id {repo_id}"
+                + "".join(f" {flag} {value}" for flag, value in (("--space_id", config.run.hub_space_id),
+                          ("--base_model", config.run.hub_base_model)) if value)  # fmt: skip
             ) from err
         print(f"Published {repo_id}: {url}")
 
