@@ -3,7 +3,7 @@
     python space/screenshot.py --model runs/demo [--out space/screenshot.png]
 
 Launches the app on localhost and drives Debian's Chromium with Playwright (headless). Not
-uploaded with the Space (deploy.py leaves it out).
+uploaded with the Space (`python -m model_card deploy-space` leaves it out).
 """
 
 from __future__ import annotations
