@@ -70,33 +70,31 @@ def cold_start(model_dir: Path, log_path: Path, timeout: float = 600) -> tuple[f
 
 def to_markdown(result: dict) -> str:
     cpu = result["cpu"]
-    lines = [
-        f"### Space cold start: {result['model']}, {result['repeats']} alternating runs each",
-        "",
-        f"CPU: {cpu['model']}, {cpu['cores']} cores. Each candidate alone, `python space/app.py` in its own "
-        "process; seconds from starting the process to the first `/predict` answer on the int8 engine.",
-        "",
-        "| candidate | min s | median s | max s |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, s in result["seconds"].items():
-        lines.append(f"| {name} | {s['min']} | {s['median']} | {s['max']} |")
-    lines += [
-        "",
-        f"Building at start-up over loading the published file (medians): **{result['built_over_published']}×**.",
-        "",
-        f"Reproduce: `{result['command']}`",
-        "",
-    ]
-    return "\n".join(lines)
+    rows = "\n".join(
+        f"| {name} | {s['min']} | {s['median']} | {s['max']} |" for name, s in result["seconds"].items()
+    )
+    return f"""### Space cold start: {result['model']}, {result['repeats']} alternating runs each
+
+CPU: {cpu['model']}, {cpu['cores']} cores; load average {result['load_average_at_end']} at the end. Each
+candidate alone, `python space/app.py` in its own process; seconds from starting the process to the
+first `/predict` answer on the int8 engine.
+
+| candidate | min s | median s | max s |
+|---|---:|---:|---:|
+{rows}
+
+Building at start-up over loading the published file (medians): **{result['built_over_published']}×**.
+
+Reproduce: `{result['command']}`
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="a saved classifier folder (a random all-MiniLM-L6-v2 shape without it)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating cold starts of each candidate")
+    parser.add_argument("--model", help="a saved classifier folder; without it, a random all-MiniLM-L6-v2 shape")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the results go")
+    parser.add_argument("--seed", type=int, default=0, help="of the random model")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cold-start-"))
@@ -120,6 +118,7 @@ def main() -> None:
         "repeats": args.repeats,
         "seconds": {name: spread(values) for name, values in runs.items()},
         "built_over_published": round(float(np.median(runs[BUILT]) / np.median(runs[PUBLISHED])), 2),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"space_cold_start_{result['model']}"
