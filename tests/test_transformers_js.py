@@ -35,11 +35,13 @@ MIN_NODE = (20, 9)
 REPO_ID = "alice/imdb-js"
 REVIEWS = 200
 MIN_LABEL_AGREEMENT = 0.99
-# |P(label) from transformers.js - P(label) from torch|, every label of every review. float32: the same
-# function in another runtime, whose fused kernels (LayerNorm, GELU, softmax) round differently, far below
-# what could turn a label. int8: dynamic quantisation moves a probability by hundredths at most on real
-# reviews (the card's measured figure); beyond 0.05 it is no longer the same classifier.
-SCORE_TOLERANCE = {"fp32": 1e-3, "q8": 0.05}
+# |P(label) from transformers.js - P(label) from torch|, every label of every review that fits the model's
+# input. float32: the same function in another runtime, whose kernels round differently, far below what could
+# turn a label. int8: dynamic quantisation moves a probability; on the fine-tuned MiniLM by 0.005 on average
+# (the card's measured figure), on this tiny model by less; beyond 0.05 here it is not the same classifier.
+# A longer review counts for labels only: transformers.js 4.3.2 cuts the encoded sequence, special tokens
+# included (its truncateHelper), so there such a review loses its final [SEP], which Python keeps.
+SCORE_TOLERANCE = {"fp32": 1e-5, "q8": 0.05}
 
 
 def _node_version(node: str) -> tuple[int, ...]:
@@ -159,10 +161,12 @@ def test_transformers_js_classifies_the_published_model_like_torch(
     assert len(got) == len(expected) == REVIEWS
     same = [max(g, key=g.get) == max(e, key=e.get) for g, e in zip(got, expected)]
     agreement = sum(same) / len(same)
-    differences = [abs(g[label] - e[label]) for g, e in zip(got, expected) for label in e]
+    tokenizer = torch_pipe.tokenizer
+    fits = [len(tokenizer(text)["input_ids"]) <= tokenizer.model_max_length for text in reviews]
+    differences = [abs(g[label] - e[label]) for g, e, f in zip(got, expected, fits) if f for label in e]
     print(
         f"transformers.js {answer['version']} {dtype}: labels agree with torch on {agreement:.1%} of "
-        f"{REVIEWS} reviews; max |score difference| {max(differences):.2e}"
+        f"{REVIEWS} reviews; max |score difference| {max(differences):.2e} on the {sum(fits)} that fit"
     )
     # Both labels occur, so agreement is not the trivial one of a model that says the same to everything.
     assert len({max(e, key=e.get) for e in expected}) == 2
