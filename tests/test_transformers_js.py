@@ -92,6 +92,12 @@ def install_transformers_js() -> Path:
 
 
 @pytest.fixture(scope="module")
+def install() -> Path:
+    """transformers.js, installed first: where it cannot be, the tests skip before training anything."""
+    return install_transformers_js()
+
+
+@pytest.fixture(scope="module")
 def hub() -> Iterator[LocalHub]:
     with running_hub() as served:
         yield served
@@ -147,9 +153,8 @@ def _transformers_js(install: Path, hub: LocalHub, dtype: str, texts: list[str],
 
 @pytest.mark.parametrize("dtype", ["fp32", "q8"])
 def test_transformers_js_classifies_the_published_model_like_torch(
-    hub: LocalHub, run_dir: Path, reviews: list[str], tmp_path: Path, dtype: str
+    install: Path, hub: LocalHub, run_dir: Path, reviews: list[str], tmp_path: Path, dtype: str
 ) -> None:
-    install = install_transformers_js()
     answer = _transformers_js(install, hub, dtype, reviews, tmp_path / "transformers-js-cache")
     # It downloaded the file of its dtype from the local Hub (its cache was empty before).
     downloaded = {path.name for path in (tmp_path / "transformers-js-cache").rglob("*.onnx")}
@@ -174,12 +179,13 @@ def test_transformers_js_classifies_the_published_model_like_torch(
     assert max(differences) <= SCORE_TOLERANCE[dtype]
 
 
-def test_card_transformers_js_snippet_runs_as_written(hub: LocalHub, run_dir: Path, tmp_path: Path) -> None:
+def test_card_transformers_js_snippet_runs_as_written(
+    install: Path, hub: LocalHub, run_dir: Path, tmp_path: Path
+) -> None:
     """The card's JavaScript block, unchanged, after only the lines pointing transformers.js at the local Hub.
 
     The module is written into the install folder, where Node resolves the snippet's bare import.
     """
-    install = install_transformers_js()
     card = (run_dir / "README.md").read_text()
     snippet = card.split("```js\n")[1].split("```")[0]
     assert f'"{REPO_ID}"' in snippet
