@@ -67,7 +67,10 @@ def _warn_if_model_missing(api: HfApi, model_id: str) -> None:
     except HfHubHTTPError as err:
         if http_status(err) != 404:
             raise
-        print(f"warning: model {model_id} was not found on the Hub; the Space will not start until it is published.")
+        print(
+            f"warning: model {model_id} was not found on the Hub; "
+            "the Space will not start until it is published."
+        )
 
 
 def deploy(space_id: str, model_id: str, private: bool = False, token: str | None = None) -> str:

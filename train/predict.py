@@ -60,7 +60,9 @@ def window_scores(
     """
     import torch  # slow import: only once the input is known to be usable
 
-    enc = tokenizer(texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True)
+    enc = tokenizer(
+        texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
+    )
     review = np.asarray(enc.pop("overflow_to_sample_mapping"))
     features = [{k: enc[k][i] for k in enc} for i in range(len(review))]
     probabilities = []
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         "--window_stride",
         type=int,
         default=DEFAULT_WINDOW_STRIDE,
-        help=f"with --windows: tokens shared by neighbouring windows (default {DEFAULT_WINDOW_STRIDE}, as in training)",
+        help=f"with --windows: tokens shared by neighbouring windows (default {DEFAULT_WINDOW_STRIDE}, "
+        "as in training)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args(argv)
