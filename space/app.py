@@ -66,7 +66,7 @@ def _file_tab(limits: Limits) -> SimpleNamespace:
     gr.Markdown(
         "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
         "column is found by name, `text`, `review`, …, or choose it), `.xlsx` (the first sheet), or "
-        "`.jsonl` (one object per line). UTF-8, or UTF-16 with a byte-order mark. "
+        "`.jsonl` (one object per line). UTF-8, UTF-16 with a byte-order mark, or another encoding, detected. "
         f"Limits: {limits.describe()}."
     )
     with gr.Row():

@@ -1,8 +1,9 @@
 """Uploaded review files: reading .txt/.csv/.tsv/.jsonl/.xlsx, and writing the results CSV and summary.
 
 People upload what their tools write: Excel saves CSV with semicolons in many locales, "Unicode
-text" as UTF-16 with tabs, and workbooks as .xlsx. So text files are decoded by their byte-order
-mark (UTF-8 without one), delimited files have their delimiter sniffed, and a workbook's first
+text" as UTF-16 with tabs, older Windows tools save Windows-1252 or Shift-JIS, and workbooks are
+.xlsx. So text files are decoded by their byte-order mark, else as UTF-8, else in the encoding
+charset-normalizer detects; delimited files have their delimiter sniffed, and a workbook's first
 sheet is read like a CSV. Every problem with a file raises `SpaceError` with one sentence a person
 can act on; the UI and the API turn it into a `gr.Error`.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import charset_normalizer
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,11 @@ BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# When charset-normalizer finds several encodings equally likely (a short file whose only non-ASCII
+# bytes are a few accents, quotes and a euro sign decodes without error in most Windows code pages),
+# the first of these among them wins: the code pages Windows itself writes in Western Europe and the
+# Americas, then Central Europe. Otherwise its own ranking stands.
+PREFERRED_ON_A_TIE = ("cp1252", "cp1250")
 # Delimiters a CSV/TSV upload may use: Excel writes ";" where "," is the decimal separator.
 DELIMITERS = (",", ";", "\t", "|")
 # How much of a delimited file the delimiter is sniffed from.
@@ -83,6 +90,7 @@ class ReviewTable:
 
     frame: pd.DataFrame
     text_column: str
+    encoding: str | None = None  # how the file was decoded (None for a workbook), shown in the summary
 
     @property
     def texts(self) -> list[str]:
@@ -106,7 +114,7 @@ def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewT
         frame = _read_xlsx(path)
         table = ReviewTable(frame, _choose_column([str(c) for c in frame.columns], text_column, path.name))
     else:
-        text = _decode(path.read_bytes(), path.name)
+        text, encoding = _decode(path.read_bytes(), path.name)
         if not text.strip():
             raise SpaceError(f"'{path.name}' is empty: there are no reviews to classify.")
         if suffix == ".jsonl":
@@ -116,12 +124,14 @@ def read_reviews(path: Path, text_column: str | None, limits: Limits) -> ReviewT
             table = ReviewTable(pd.DataFrame({"text": [line for line in lines if line]}), "text")
         else:
             table = _read_delimited(text, path.name, sep, text_column)
+        table.encoding = encoding
     _check_rows(table, path.name, limits)
     return table
 
 
-def _decode(data: bytes, name: str) -> str:
-    """Text by its byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8; anything else is refused.
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    """The text and the encoding read: the byte-order mark's (UTF-8, UTF-16, UTF-32), else UTF-8, else
+    the one charset-normalizer detects; a file that is none of these is refused in one sentence.
 
     The mark is checked before the binary test because UTF-16 text is full of zero bytes.
     """
@@ -132,12 +142,30 @@ def _decode(data: bytes, name: str) -> str:
             "(or UTF-16 with a byte-order mark, Excel's 'Unicode text')."
         )
     try:
-        return data.decode(encoding or "utf-8")
+        return data.decode(encoding or "utf-8"), encoding or "utf-8"
     except UnicodeDecodeError as exc:
-        raise SpaceError(
-            f"'{name}' is not {(encoding or 'utf-8').upper().removesuffix('-SIG')} text "
-            f"(byte 0x{data[exc.start]:02x} at position {exc.start:,}): save it as UTF-8 and upload it again."
-        ) from None
+        if encoding is not None:
+            raise SpaceError(
+                f"'{name}' is not {encoding.upper().removesuffix('-SIG')} text (byte 0x{data[exc.start]:02x} "
+                f"at position {exc.start:,}): save it as UTF-8 and upload it again."
+            ) from None
+        detected = _detect_encoding(data)
+        if detected is None:
+            raise SpaceError(
+                f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}) and its "
+                "encoding could not be recognised: save it as UTF-8 and upload it again."
+            ) from None
+        return data.decode(detected), detected
+
+
+def _detect_encoding(data: bytes) -> str | None:
+    """charset-normalizer's most likely encoding of `data` (ties broken by PREFERRED_ON_A_TIE), or None."""
+    matches = list(charset_normalizer.from_bytes(data))
+    if not matches:
+        return None
+    best = matches[0]
+    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    return next((e for e in PREFERRED_ON_A_TIE if e in tied), best.encoding)
 
 
 def sniff_delimiter(text: str, suffix: str) -> str:
@@ -326,7 +354,7 @@ def list_columns(path: Path) -> list[str]:
     try:
         if suffix == ".xlsx":
             return [str(c) for c in _read_xlsx(path).columns]
-        text = _decode(path.read_bytes(), path.name)  # whole: a cut could split a character
+        text, _ = _decode(path.read_bytes(), path.name)  # whole: a cut could split a character
         if suffix in (".csv", ".tsv", ".txt"):
             sep = _delimiter(text, suffix)
             return (

@@ -26,6 +26,8 @@ from views import render_explanation
 # model time): small enough that progress moves and single reviews typed meanwhile get in between
 # chunks, large enough to keep batches full.
 FILE_CHUNK_CHARS = 40_000
+# What a non-text review was sent as, in JSON's words (an API client sends JSON).
+JSON_KINDS = {type(None): "null", bool: "true or false", int: "a number", float: "a number", list: "a list", dict: "an object"}
 
 
 class SpaceService:
@@ -91,7 +93,12 @@ class SpaceService:
             raise gr.Error("Send a non-empty list of review texts.")
         if len(texts) > self.limits.max_rows:
             raise gr.Error(f"{len(texts):,} reviews in one call; the limit is {self.limits.max_rows:,}.")
-        checked = [self._review(t, f"Review {i + 1} of {len(texts)}") for i, t in enumerate(texts)]
+        wheres = [f"Review {i + 1} of {len(texts)}" for i in range(len(texts))]
+        for where, item in zip(wheres, texts):
+            if not isinstance(item, str):  # a client's JSON may hold anything; say what came instead of text
+                kind = JSON_KINDS.get(type(item), f"a {type(item).__name__}")
+                raise gr.Error(f"{where} is not text but {kind}: send each review as a string.")
+        checked = [self._review(t, where) for where, t in zip(wheres, texts)]
         return [{**p.as_dict(), "engine": engine} for p in self.batcher.predict(checked, engine)]
 
     def explain(self, text: str, engine: str) -> tuple[list[tuple[str, str | None]], str]:
@@ -131,6 +138,7 @@ class SpaceService:
         summary = summarize(frame, self.model.labels, self.positive)
         summary.update(
             text_column=table.text_column,
+            encoding=table.encoding,
             engine=engine,
             seconds=round(seconds, 3),
             reviews_per_second=round(total / seconds, 2) if seconds > 0 else None,

@@ -92,6 +92,8 @@ def file_view(
     counts: dict[str, int] = summary["counts"]  # type: ignore[assignment]
     n = int(summary["classified"])  # type: ignore[arg-type]
     parts = [f"**{n:,} reviews classified** from column `{text_column}`"]
+    if summary.get("encoding"):
+        parts[0] += f", the file read as {summary['encoding']}"
     parts += [f"{label}: {count:,}" for label, count in counts.items()]
     parts.append(f"share positive: {float(summary['share_positive']):.1%}")  # type: ignore[arg-type]
     if summary["split_into_windows"]:

@@ -666,6 +666,61 @@ def test_upload_encodings_with_a_byte_order_mark(
     )
 
 
+# Files without a byte-order mark that are not UTF-8, as older Windows tools write them.
+LEGACY_ENCODED = {
+    "windows-1252": (
+        "cp1252",
+        ",",
+        [
+            "“Amélie” is a delight – worth every €, I’d see it again.",
+            "Dreadful: the café scene drags, and the “twist” is obvious.",
+            "Naïve but charming; the soundtrack is très bien.",
+        ],
+        "cp1252",
+    ),
+    "latin-1": (
+        "latin-1",
+        ";",
+        [
+            "Un film très réussi, émouvant et drôle à la fois.",
+            "Quelle déception : des acteurs fatigués, un scénario creux.",
+            "Ça se regarde, sans plus. Les décors sont jolis.",
+        ],
+        "cp1252",  # Windows-1252 decodes every Latin-1 letter the same: charset-normalizer names it
+    ),
+    "shift-jis": (
+        "shift_jis",
+        ",",
+        [
+            "この映画は本当に素晴らしかった。俳優の演技が最高です。",
+            "退屈で長すぎる。二度と見たくない映画だ。",
+            "まあまあの作品。音楽は良かったが、話が弱い。",
+        ],
+        "cp932",  # Microsoft's Shift-JIS, a superset of it
+    ),
+}
+
+
+@pytest.mark.parametrize("sample", list(LEGACY_ENCODED))
+def test_upload_without_a_byte_order_mark_is_decoded_by_detection(
+    client: Client, tiny_model: sentiment.SentimentModel, tmp_path: Path, sample: str
+) -> None:
+    encoding, delimiter, texts, detected = LEGACY_ENCODED[sample]
+    body = f"id{delimiter}text\r\n" + "".join(f'{i}{delimiter}"{t}"\r\n' for i, t in enumerate(texts))
+    path = tmp_path / f"{sample}.csv"
+    path.write_bytes(body.encode(encoding))
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")
+    table, summary = upload(client, path, engine=engines.ENGINE_FLOAT)
+    assert table["text"].tolist() == texts
+    assert summary["encoding"] == detected
+    assert table["prob_POSITIVE"].astype(float).tolist() == pytest.approx(
+        classified_alone(tiny_model, texts), abs=1e-5
+    )
+    table.to_csv(tmp_path / "results.csv", index=False)  # the page's summary line names it too
+    assert f"the file read as {detected}" in views.file_view(str(tmp_path / "results.csv"), summary)[1]
+
+
 def test_upload_xlsx_first_sheet(
     client: Client, tiny_model: sentiment.SentimentModel, reviews: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -736,6 +791,10 @@ def test_bad_batches(client: Client) -> None:
         client.predict([], api_name="/predict_batch")
     with pytest.raises(AppError, match="Review 2 of 3 is empty"):
         client.predict(["fine", " ", "fine"], api_name="/predict_batch")
+    for item, kind in ((7, "a number"), (None, "null"), (["fine"], "a list"), ({"text": "fine"}, "an object")):
+        message = f"Review 2 of 3 is not text but {kind}: send each review as a string."
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(["fine", item, "fine"], api_name="/predict_batch")
     with pytest.raises(AppError, match="51 reviews in one call; the limit is 50"):
         client.predict(["fine"] * 51, api_name="/predict_batch")
     with pytest.raises(
@@ -751,7 +810,11 @@ def _bad_files(tmp_path: Path) -> list[tuple[str, bytes | str, str]]:
     rows = "text\n" + "".join(f"review {i}\n" for i in range(51))
     return [
         ("binary.txt", bytes(range(256)) * 4, "looks like a binary file"),
-        ("latin1.csv", "text\nUn film très réussi\n".encode("latin-1"), "is not UTF-8 text (byte 0xe8"),
+        (
+            "undetectable.csv",
+            bytes(range(1, 256)) * 3,
+            "is not UTF-8 text (byte 0x80 at position 127) and its encoding could not be recognised",
+        ),
         ("empty.txt", b"", "is empty: there are no reviews"),
         ("blank.csv", "\n \n", "is empty: there are no reviews"),
         ("no_text.csv", "id,stars\n1,5\n2,1\n", "has no text column: none of its columns (id, stars)"),
