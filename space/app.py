@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import gradio as gr
 from engines import ENGINE_LABELS, fastest_engine
 from examples import EXAMPLES
+from retention import ResultsFolders, cache_schedule, describe_retention
 from files import SUPPORTED_SUFFIXES, Limits
 from sentiment import SentimentModel
 from service import SpaceService
@@ -61,13 +62,16 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
                            why=why, result=result)  # fmt: skip
 
 
-def _file_tab(limits: Limits) -> SimpleNamespace:
+def _file_tab(limits: Limits, retention_minutes: float) -> SimpleNamespace:
     """The file-upload tab's components (created inside the caller's gr.Tab)."""
     gr.Markdown(
         "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
         "column is found by name, `text`, `review`, …, or choose it), `.xlsx` (the first sheet), or "
-        "`.jsonl` (one object per line). UTF-8, UTF-16 with a byte-order mark, or another encoding, detected. "
-        f"Limits: {limits.describe()}."
+        "`.jsonl` (one object per line). UTF-8, UTF-16 with a byte-order mark, or another encoding, "
+        "detected. "
+        f"Limits: {limits.describe()}. Uploads and results are deleted from the server "
+        f"{describe_retention(retention_minutes)} after they are made, and never logged.",
+        elem_id="file-help",
     )
     with gr.Row():
         upload = gr.File(
@@ -150,10 +154,11 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
         raise ValueError(f"SPACE_ENGINE={forced!r}: choose one of {', '.join(model.engines)}")
     timings = model.measure([text for _, text in EXAMPLES])
     default_engine = forced or fastest_engine(timings, model.same_labels)
-    service = SpaceService(model, limits, default_engine)
+    schedule = cache_schedule(settings.retention_minutes)
+    service = SpaceService(model, limits, default_engine, ResultsFolders(schedule))
     engine_choices = [(ENGINE_LABELS.get(e, e), e) for e in model.engines]
 
-    with gr.Blocks(title="Movie review sentiment") as demo:
+    with gr.Blocks(title="Movie review sentiment", delete_cache=schedule) as demo:
         gr.Markdown(
             f"# Movie review sentiment\nIs a movie review positive or negative? Model: `{model.model_id}`. "
             "Type a review, or upload a file of them."
@@ -167,7 +172,7 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
         with gr.Tab("Review"):
             typed = _review_tab(limits)
         with gr.Tab("File upload"):
-            files_tab = _file_tab(limits)
+            files_tab = _file_tab(limits, settings.retention_minutes)
         with gr.Tab("API"):
             gr.Markdown(api_help(limits, list(model.engines)))
         _wire_events(service, model, engine, typed, files_tab)

@@ -152,8 +152,8 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
         detected = _detect_encoding(data)
         if detected is None:
             raise SpaceError(
-                f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}) and its "
-                "encoding could not be recognised: save it as UTF-8 and upload it again."
+                f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}) "
+                "and its encoding could not be recognised: save it as UTF-8 and upload it again."
             ) from None
         return data.decode(detected), detected
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from files import (
     summarize,
     write_results_csv,
 )
+from retention import ResultsFolders
 from sentiment import SentimentModel
 from views import render_explanation
 
@@ -27,14 +27,24 @@ from views import render_explanation
 # chunks, large enough to keep batches full.
 FILE_CHUNK_CHARS = 40_000
 # What a non-text review was sent as, in JSON's words (an API client sends JSON).
-JSON_KINDS = {type(None): "null", bool: "true or false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+JSON_KINDS = {
+    type(None): "null",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+}
 
 
 class SpaceService:
     """The handlers behind every endpoint, bound to one loaded model and one batcher."""
 
-    def __init__(self, model: SentimentModel, limits: Limits, default_engine: str) -> None:
+    def __init__(
+        self, model: SentimentModel, limits: Limits, default_engine: str, results: ResultsFolders
+    ) -> None:
         self.model = model
+        self.results = results
         self.limits = limits
         self.default_engine = default_engine
         self.batcher = Batcher(model)
@@ -133,8 +143,7 @@ class SpaceService:
             progress((done, total), desc="Classifying", unit="reviews")
         seconds = time.perf_counter() - started
         frame = results_frame(table, predictions, self.model.labels)
-        out_dir = Path(tempfile.mkdtemp(prefix="sentiment-results-"))
-        csv_path = write_results_csv(frame, out_dir / f"predictions_{path.stem}.csv")
+        csv_path = write_results_csv(frame, self.results.new() / f"predictions_{path.stem}.csv")
         summary = summarize(frame, self.model.labels, self.positive)
         summary.update(
             text_column=table.text_column,

@@ -5,6 +5,7 @@
     SPACE_MAX_FILE_MB    upload limits (files.Limits' defaults otherwise)
     SPACE_MAX_ROWS
     SPACE_MAX_CHARS
+    SPACE_RETENTION_MINUTES  how long a visitor's uploads and results are kept (60; fractions allowed)
     PORT or GRADIO_SERVER_PORT, GRADIO_SERVER_NAME   where to listen (7860 on 127.0.0.1)
 """
 
@@ -26,6 +27,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = 7860
+    retention_minutes: float = 60.0  # then every upload, result and Gradio copy of them is deleted
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -54,4 +56,5 @@ class Settings:
             limits=limits,
             host=environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(number(port_variable, 7860)),
+            retention_minutes=number("SPACE_RETENTION_MINUTES", cls.retention_minutes),
         )

@@ -13,8 +13,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import batcher
 import engines
 import explain
 import files
+import retention
 import sentiment
 import service
 import views
@@ -869,6 +872,12 @@ def test_settings_are_read_once_from_the_environment() -> None:
         Settings.from_env({"SPACE_MAX_ROWS": "many"})
     with pytest.raises(ValueError, match=re.escape("SPACE_MAX_CHARS='-3' must be positive")):
         Settings.from_env({"SPACE_MAX_CHARS": "-3"})
+    assert Settings.from_env({"SPACE_RETENTION_MINUTES": "0.05"}).retention_minutes == 0.05
+    assert Settings().retention_minutes == 60
+    with pytest.raises(ValueError, match=re.escape("SPACE_RETENTION_MINUTES='an hour' is not a number")):
+        Settings.from_env({"SPACE_RETENTION_MINUTES": "an hour"})
+    with pytest.raises(ValueError, match=re.escape("SPACE_RETENTION_MINUTES='0' must be positive")):
+        Settings.from_env({"SPACE_RETENTION_MINUTES": "0"})
 
 
 @pytest.mark.parametrize(
@@ -893,6 +902,60 @@ def test_unreadable_model_at_start_exits_with_one_sentence(model_id: str, extra:
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- retention: nothing of a visitor's kept past it ---------------------------------------------------------
+
+
+def files_named(marker: str) -> list[Path]:
+    """Every file on this machine's server side whose name holds `marker`: in Gradio's cache (uploads and
+    the outputs it serves) and in the Space's own results folders."""
+    from gradio.utils import get_upload_folder
+
+    found = [p for p in Path(get_upload_folder()).rglob(f"*{marker}*") if p.is_file()]
+    return found + list(Path(tempfile.gettempdir()).glob(f"{retention.RESULTS_PREFIX}*/*{marker}*"))
+
+
+def test_uploads_and_results_are_deleted_after_the_retention(
+    tiny_model: sentiment.SentimentModel, tmp_path: Path
+) -> None:
+    minutes = 0.1  # 6 seconds
+    settings = Settings(limits=TEST_LIMITS, port=free_port(), retention_minutes=minutes)
+    demo = app.build_app(tiny_model, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options(settings))
+    try:
+        url = f"http://127.0.0.1:{settings.port}/"
+        page = json.dumps(Client(url, verbose=False).config)
+        assert "Uploads and results are deleted from the server 6 seconds after they are made" in page
+        marker = uuid.uuid4().hex
+        upload_path = tmp_path / "mine" / f"reviews_{marker}.csv"
+        upload_path.parent.mkdir()
+        upload_path.write_text("text\nA fine film.\nA dull film.\n")
+        started = time.time()
+        # The visitor's own download goes outside the server's folders.
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        csv_path, _ = client.predict(handle_file(str(upload_path)), api_name="/predict_file")
+        assert pd.read_csv(csv_path)["predicted_label"].tolist()[0] in {"POSITIVE", "NEGATIVE"}
+        kept = files_named(marker)
+        names = sorted(p.name for p in kept)
+        # the upload, the results CSV the Space wrote and the copy Gradio served
+        results_name = f"predictions_{upload_path.stem}.csv"
+        assert names == sorted([upload_path.name, results_name, results_name]), names
+        assert any(p.parent.name.startswith(retention.RESULTS_PREFIX) for p in kept)
+        time.sleep(max(0.0, started + minutes * 60 + 1.5 - time.time()))  # 1.5 s: the checks' own run time
+        assert files_named(marker) == []
+    finally:
+        demo.close()
+
+
+def test_retention_schedule_deletes_by_the_retention() -> None:
+    for minutes in (60, 0.1, 0.05, 7.5):
+        frequency, age = retention.cache_schedule(minutes)
+        assert frequency >= 1 and age >= 1 and frequency + age <= max(2, minutes * 60)
+    assert retention.cache_schedule(60) == (60, 3540)
+    assert [retention.describe_retention(m) for m in (60, 90, 0.1, 1.5)] == [
+        "1 hour", "90 minutes", "6 seconds", "90 seconds"
+    ]
 
 
 # --- README --------------------------------------------------------------------------------------------------
