@@ -13,7 +13,7 @@ from conftest import tiny_args
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from train.run import main as train_main
-from train.calibration import fit_temperature, fold_temperature, reliability
+from train.calibration import choose_temperature, fit_temperature, fold_temperature, reliability
 from train.metrics import positive_probabilities
 
 
@@ -50,28 +50,75 @@ def test_folding_divides_the_logits(tiny_model_dir: Path, sample_dir: Path) -> N
     torch.testing.assert_close(after, before / 3.0, rtol=1e-5, atol=1e-6)
 
 
-def test_run_saves_a_calibrated_model_and_reports_ece(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_temperature_kept_only_when_it_lowers_held_out_nll() -> None:
+    rng = np.random.default_rng(0)
+    # over-confident scores (the labels follow softmax(logits / 2.5)): the temperature generalises, so it is kept
+    logits = rng.normal(scale=4.0, size=(2_000, 2))
+    labels = (rng.random(2_000) < positive_probabilities(logits, 2.5)).astype(int)
+    kept = choose_temperature(logits, labels, "calibration reviews", seed=0)
+    assert kept["applied"] and kept["temperature"] == kept["fitted_temperature"] == pytest.approx(2.5, rel=0.1)
+    assert kept["check"]["held_out_nll_after"] < kept["check"]["held_out_nll_before"]
+    assert kept["reason"].startswith("calibrated: T = ") and "2,000 calibration reviews" in kept["reason"]
+    # already calibrated scores on 100 reviews: a temperature fitted on 50 does not help the other 50
+    logits = rng.normal(scale=2.0, size=(100, 2))
+    labels = (rng.random(100) < positive_probabilities(logits)).astype(int)
+    skipped = choose_temperature(logits, labels, "validation reviews", seed=0)
+    assert not skipped["applied"] and skipped["temperature"] == 1.0 and skipped["fitted_temperature"] != 1.0
+    assert skipped["check"]["held_out_nll_after"] >= skipped["check"]["held_out_nll_before"]
+    assert skipped["reason"].startswith("not calibrated: a temperature fitted on half of the 100 validation reviews")
+    too_few = choose_temperature(logits[:3], np.array([0, 1, 1]), "calibration reviews", seed=0)
+    assert not too_few["applied"] and too_few["temperature"] == 1.0 and too_few["check"] is None
+    assert "3 calibration reviews are too few" in too_few["reason"]
+
+
+def _assert_saved_model_returns_the_reported_scores(out: Path) -> None:
+    """The saved model, through a plain pipeline, returns test_predictions.csv's scores (fp32 runs): folded exactly as
+    reported."""
+    predictions = pd.read_csv(out / "test_predictions.csv")
+    short = predictions[predictions["n_tokens"] <= 64].head(6)
+    got = [next(s["score"] for s in r if s["label"] == "POSITIVE")
+           for r in pipeline("text-classification", model=str(out))(short["text"].tolist(), top_k=None)]  # fmt: skip
+    assert got == pytest.approx(short["prob_positive"].tolist(), abs=1e-4)
+
+
+def test_run_fits_the_temperature_on_a_held_out_split_and_saves_what_it_reports(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    train_main(tiny_args(tiny_model_dir, out, "--eval_windows", "--window_stride", "16", "--baseline", "false"))
+    train_main(tiny_args(tiny_model_dir, out, "--eval_windows", "--window_stride", "16", "--baseline", "false",
+                         "--calibration_size", "48", "--precision", "fp32"))  # fmt: skip
     record = json.loads((out / "results.json").read_text())
     cal = record["calibration"]
-    temperature = cal["temperature"]
-    assert cal["fitted_on"] == "validation" and cal["num_examples"] == 32 and cal["bins"] == 15
-    assert temperature > 0 and temperature != pytest.approx(1.0, abs=1e-3)
-    # fitted to minimise validation NLL: never worse after than before
-    assert cal["validation"]["nll_after"] <= cal["validation"]["nll_before"] + 1e-9
+    assert cal["fitted_on"] == "calibration reviews held out of training" and cal["num_examples"] == 48
+    assert record["dataset"]["splits"] == {"train": 64, "validation": 32, "calibration": 48, "test": 48}
+    assert cal["bins"] == 15 and cal["temperature"] == (cal["fitted_temperature"] if cal["applied"] else 1.0)
+    assert cal["applied"] == (cal["check"]["held_out_nll_after"] < cal["check"]["held_out_nll_before"])
     for split in ("test", "test_windowed"):
         assert sum(row["count"] for row in cal[split]["reliability_after"]) == 48
         assert 0 <= cal[split]["ece_after"] <= 1 and 0 <= cal[split]["ece_before"] <= 1
     ece, _ = reliability(*_labels_and_scores(out))
     assert ece == pytest.approx(cal["test_windowed"]["ece_after"])
-    # the saved model returns the calibrated score itself: softmax(raw logits / T) through a plain pipeline
-    predictions = pd.read_csv(out / "test_predictions.csv")
-    short = predictions[predictions["n_tokens"] <= 64].head(6)
-    texts = [_test_text(out, i) for i in short.index]
-    got = [next(s["score"] for s in r if s["label"] == "POSITIVE")
-           for r in pipeline("text-classification", model=str(out))(texts, top_k=None)]  # fmt: skip
-    assert got == pytest.approx(short["prob_positive"].tolist(), abs=1e-4)
+    _assert_saved_model_returns_the_reported_scores(out)
+
+
+def test_a_temperature_that_cannot_be_checked_is_not_folded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train_main(tiny_args(tiny_model_dir, out, "--baseline", "false", "--calibration_size", "3", "--precision", "fp32"))
+    cal = json.loads((out / "results.json").read_text())["calibration"]
+    assert not cal["applied"] and cal["temperature"] == 1.0 and cal["fitted_temperature"] != pytest.approx(1.0)
+    assert cal["reason"].startswith("not calibrated: 3 calibration reviews held out of training are too few")
+    assert cal["test"]["ece_after"] == cal["test"]["ece_before"]
+    _assert_saved_model_returns_the_reported_scores(out)  # the raw softmax: nothing folded
+
+
+def test_validation_that_chose_the_checkpoint_does_not_fit_the_temperature(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    train_main(tiny_args(tiny_model_dir, out, "--baseline", "false"))  # --eval_strategy epoch: validation chose
+    cal = json.loads((out / "results.json").read_text())["calibration"]
+    assert not cal["applied"] and cal["temperature"] == 1.0 and cal["fitted_on"] is None
+    assert "chose the checkpoint" in cal["reason"] and "--calibration_size" in cal["reason"]
 
 
 def _labels_and_scores(run: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -177,6 +177,23 @@ class DataArguments:
             "help": "Held out of train for model selection (stratified): a fraction, or a count if >= 1."
         },
     )
+    calibration_size: float = field(
+        default=0,
+        metadata={
+            "help": "Held out of train for fitting the temperature (stratified): a fraction, or a count if >= 1. "
+            "0: fit it on the validation split when that chose no checkpoint (--eval_strategy no), else do not "
+            "calibrate. Either way the temperature is kept only if it lowers the NLL on reviews it was not fitted on."
+        },
+    )
+    extra_eval: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "NAME=PATH (repeatable): after training, also evaluate on this file (csv, tsv, jsonl or parquet "
+            "with text and label columns; rows labelled -1 skipped), with the test split's windows and temperature. "
+            "Measured only: never trained on, never used to choose a checkpoint or fit the temperature.",
+            "action": "extend",
+        },
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Stratified train subset size."})
     max_eval_samples: Optional[int] = field(
         default=None, metadata={"help": "Stratified validation subset size."}

@@ -73,11 +73,11 @@ def load_hub_dataset(name: str, config_name: str | None = None, split: str | Non
         ) from err
 
 
-def validation_count(size: float, available: int) -> int | float:
-    """--validation_size as `train_test_split` takes it: a fraction below 1, else a count."""
+def validation_count(size: float, available: int, flag: str = "--validation_size") -> int | float:
+    """A held-out size as `train_test_split` takes it: a fraction below 1, else a count."""
     held = int(size) if size >= 1 else size
     if not 0 < held < available:
-        raise UserError(f"--validation_size {size} must be a fraction in (0, 1) or a count below {available}")
+        raise UserError(f"{flag} {size} must be a fraction in (0, 1) or a count below {available}")
     return held
 
 
@@ -152,15 +152,28 @@ def stratified_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
 
 
 def prepare_splits(args: DataArguments, seed: int) -> DatasetDict:
-    """Clean train/validation/test splits: validation held out of train, subsets stratified and seeded."""
+    """Clean train/validation(/calibration)/test splits: held out of train, subsets stratified and seeded.
+
+    The calibration split (--calibration_size) is held out before the train subset is drawn, so the
+    temperature is fitted on reviews that neither trained the model nor chose its checkpoint.
+    """
     raw = load_raw(args)
     train = normalise(raw["train"], args, "train")
     test = normalise(raw["test"], args, "test")
     held = train.train_test_split(
         test_size=validation_count(args.validation_size, len(train)), stratify_by_column="label", seed=seed
     )
+    splits = {"validation": stratified_subset(held["test"], args.max_eval_samples, seed)}
+    train = held["train"]
+    if args.calibration_size:
+        cal = train.train_test_split(
+            test_size=validation_count(args.calibration_size, len(train), "--calibration_size"),
+            stratify_by_column="label",
+            seed=seed,
+        )
+        train, splits["calibration"] = cal["train"], cal["test"]
     return DatasetDict(
-        train=stratified_subset(held["train"], args.max_train_samples, seed),
-        validation=stratified_subset(held["test"], args.max_eval_samples, seed),
+        train=stratified_subset(train, args.max_train_samples, seed),
+        **splits,
         test=stratified_subset(test, args.max_test_samples, seed),
     )

@@ -11,13 +11,13 @@ import time
 from typing import Any
 
 import numpy as np
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase, Trainer
 
 from train import calibration
 from train.config import ModelArguments
-from train.encoding import encode_windows
+from train.encoding import encode_splits, encode_windows
 from train.metrics import full_metrics, positive_probabilities
 
 
@@ -118,3 +118,17 @@ def evaluate_test(
     )
     reports["test_windowed"] = calibration.report(labels, uncalibrated, prob_positive, None, temperature)
     return test, truncated, prob_positive, timings, reports
+
+
+def score_texts(
+    trainer: Trainer,
+    tokenizer: PreTrainedTokenizerBase,
+    model: ModelArguments,
+    texts: list[str],
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """P(POSITIVE) for bare texts (the behaviour suite's sentences), encoded as the training data was."""
+    raw = DatasetDict(texts=Dataset.from_dict({"text": list(texts), "label": [0] * len(texts)}))
+    encoded = encode_splits(raw, tokenizer, model.max_length, model.truncation, model.head_tokens)["texts"]
+    logits, _ = predict_logits(trainer, encoded, "texts")
+    return positive_probabilities(logits, temperature)

@@ -31,11 +31,13 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from train import attention, calibration, results
+from train.behaviour import run_suite
 from train.config import Config, RunArguments, hyperparameters, load_presets, parse_config
 from train.data import prepare_splits, stratified_subset
 from train.encoding import encode_splits
 from train.errors import UserError, cli
-from train.evaluation import OrderedEvalTrainer, evaluate, evaluate_test
+from train.evaluation import OrderedEvalTrainer, evaluate, evaluate_test, predict_logits, score_texts
+from train.extra_eval import ExtraSet, evaluate_extra_sets, load_extra_sets
 from train.metrics import compute_metrics, full_metrics, positive_probabilities
 from train.modeling import (
     apply_method,
@@ -123,33 +125,56 @@ def choose_attention_budget(config: Config, model: PreTrainedModel, precision: s
 
 
 def calibrate(
-    trainer: Trainer, validation: Dataset, enabled: bool
+    trainer: Trainer, encoded: DatasetDict, run: RunArguments
 ) -> tuple[dict[str, Any], float, dict[str, Any] | None]:
-    """Validation metrics and the temperature fitted on the validation logits (1.0 and no report when off).
+    """Validation metrics, the temperature to fold into the model (1.0 unless kept) and the calibration record.
 
-    The validation metrics are those of the calibrated scores; the report keeps both sides.
+    The temperature is fitted only on reviews that chose nothing: a --calibration_size split held out of
+    training, or the validation split when it chose no checkpoint (--eval_strategy no). It is kept only
+    when it lowers the NLL on reviews it was not fitted on (calibration.choose_temperature).
     """
-    metrics, logits, _ = evaluate(trainer, validation, "validation")
-    if not enabled:
+    metrics, logits, _ = evaluate(trainer, encoded["validation"], "validation")
+    if not run.calibrate:
         return metrics, 1.0, None
-    labels = np.asarray(validation["label"])
-    temperature = calibration.fit_temperature(logits, labels)
+    if "calibration" in encoded:
+        fit_logits, _ = predict_logits(trainer, encoded["calibration"], "calibration")
+        fit_labels, where = np.asarray(encoded["calibration"]["label"]), "calibration reviews held out of training"
+    elif run.eval_strategy == "no":
+        fit_logits, fit_labels = logits, np.asarray(encoded["validation"]["label"])
+        where = "validation reviews (which chose no checkpoint)"
+    else:
+        return metrics, 1.0, {
+            "method": "temperature", "applied": False, "temperature": 1.0, "fitted_temperature": None,
+            "fitted_on": None, "num_examples": 0, "bins": calibration.ECE_BINS, "check": None,
+            "reason": "not calibrated: the validation reviews chose the checkpoint, so a temperature fitted on "
+                      "them would not be fair; hold reviews out for it with --calibration_size",
+        }  # fmt: skip
+    decision = calibration.choose_temperature(fit_logits, fit_labels, where, run.seed)
+    labels, temperature = np.asarray(encoded["validation"]["label"]), decision["temperature"]
     after = positive_probabilities(logits, temperature)
-    metrics = {**full_metrics(labels, after), "loss": metrics["loss"]}
-    before = calibration.report(labels, positive_probabilities(logits), after, logits, temperature)
-    return metrics, temperature, {
-        "method": "temperature",
-        "temperature": temperature,
-        "fitted_on": "validation",
-        "num_examples": int(len(labels)),
-        "bins": calibration.ECE_BINS,
-        "validation": {k: v for k, v in before.items() if not k.startswith("reliability")},
-    }
+    report = calibration.report(labels, positive_probabilities(logits), after, logits, temperature)
+    decision["validation"] = {k: v for k, v in report.items() if not k.startswith("reliability")}
+    return {**full_metrics(labels, after), "loss": metrics["loss"]}, temperature, decision
+
+
+def measure_beyond_test(
+    trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: Config, extra_sets: list[ExtraSet],
+    temperature: float,
+) -> dict[str, Any]:  # fmt: skip
+    """What the IMDb test split does not show: the --extra_eval sets and the behaviour suite (results.json keys)."""
+    extra = evaluate_extra_sets(extra_sets, trainer, tokenizer, config.model, temperature)
+    for name, m in extra.items():
+        logger.info("extra eval %s: accuracy %.4f, ECE %.4f on %d texts", name, m["accuracy"], m["ece"], m["n"])
+    behaviour = run_suite(lambda texts: score_texts(trainer, tokenizer, config.model, list(texts), temperature))
+    logger.info("behaviour suite failure rates: %s", ", ".join(
+        f"{name} {c['failure_rate']:.0%}" for name, c in behaviour["capabilities"].items()))  # fmt: skip
+    return {"extra_eval": extra or None, "behaviour": behaviour}
 
 
 def train_one(config: Config) -> Path:
     """Train, evaluate and save one run; returns its output folder."""
     run, started = config.run, time.time()
+    extra_sets = load_extra_sets(config.data)  # a bad file stops the run here, before any work
     out = results.claim_output_dir(
         Path(run.output_dir), results.RESULTS_FILE, run.overwrite_output_dir, keep=run.resume
     )
@@ -178,14 +203,16 @@ def train_one(config: Config) -> Path:
         baseline_test = stratified_subset(encoded["test"], run.baseline_samples, run.seed)
         baseline = evaluate(trainer, baseline_test, "baseline")[0]
     train_metrics = fit(trainer, run, out)
-    validation, temperature, calibrated = calibrate(trainer, encoded["validation"], run.calibrate)
+    validation, temperature, calibrated = calibrate(trainer, encoded, run)
     test, truncated, prob_positive, test_timings, reports = evaluate_test(
         trainer, encoded["test"], splits["test"], tokenizer, config.model, temperature
     )
     if calibrated is not None:
         calibrated.update(reports)
-        logger.info("temperature %.3f: test ECE %.4f -> %.4f", temperature,
+        logger.info("%s; test ECE %.4f -> %.4f", calibrated["reason"],
                     reports["test"]["ece_before"], reports["test"]["ece_after"])  # fmt: skip
+    beyond = measure_beyond_test(trainer, tokenizer, config, extra_sets, temperature)
+    if calibrated is not None and calibrated["applied"]:
         calibration.fold_temperature(trainer.model, temperature)
     if truncated:
         logger.info("windowed test accuracy %.4f (truncated %.4f)", test["accuracy"], truncated["accuracy"])
@@ -205,6 +232,7 @@ def train_one(config: Config) -> Path:
         record = build_record(config, trainer, encoded, precision, counts, timings, metrics)
         record["model"]["attention"] = kernel_rule
         record["calibration"] = calibrated
+        record.update(beyond)
         save_outputs(trainer, tokenizer, encoded["test"], prob_positive, record, out, run.keep_checkpoints)
         logger.info("finished: model and results in %s", out)
     return out
