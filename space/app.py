@@ -14,17 +14,29 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Literal
 
 import gradio as gr
+from gradio.events import Dependency
 from engines import ENGINE_LABELS, fastest_engine
 from examples import EXAMPLES
 from retention import ResultsFolders, cache_schedule, describe_retention
 from files import SUPPORTED_SUFFIXES, Limits
+from model_files import read_results
 from sentiment import SentimentModel
 from service import SpaceService
 from settings import Settings
-from views import HIGHLIGHT_COLORS, PREVIEW_ROWS, api_help, engine_note, file_view, prediction_view
+from views import (
+    HIGHLIGHT_COLORS,
+    PREVIEW_ROWS,
+    api_help,
+    engine_note,
+    file_view,
+    prediction_view,
+    short_text_note,
+)
 
 
 def _review_tab(limits: Limits) -> SimpleNamespace:
@@ -42,7 +54,7 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
         with gr.Column(scale=2):
             label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
             note = gr.Markdown(elem_id="prediction-note")
-    gr.Examples(
+    examples = gr.Examples(
         examples=[[text] for _, text in EXAMPLES],
         inputs=[review],
         example_labels=[name for name, _ in EXAMPLES],
@@ -58,8 +70,8 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
     why = gr.Markdown(elem_id="why-text")
     with gr.Accordion("API result (JSON)", open=False):
         result = gr.JSON(label="/predict")
-    return SimpleNamespace(review=review, classify=classify, label=label, note=note, highlights=highlights,
-                           why=why, result=result)  # fmt: skip
+    return SimpleNamespace(review=review, classify=classify, examples=examples, label=label, note=note,
+                           highlights=highlights, why=why, result=result)  # fmt: skip
 
 
 def _file_tab(limits: Limits, retention_minutes: float) -> SimpleNamespace:
@@ -102,31 +114,44 @@ def _file_tab(limits: Limits, retention_minutes: float) -> SimpleNamespace:
                            histogram=histogram, download=download, preview=preview, summary=summary)  # fmt: skip
 
 
-def _wire_events(service: SpaceService, model: SentimentModel, engine: gr.Radio, t: SimpleNamespace,
-                 f: SimpleNamespace) -> None:  # fmt: skip
-    """The API endpoints (/predict, /explain, /predict_file, /predict_batch) and the views that follow them."""
-    predicted = t.classify.click(
+def _on_classify(trigger: Callable[..., Dependency], service: SpaceService, view: Callable[..., object],
+                 engine: gr.Radio, t: SimpleNamespace, public: bool) -> None:  # fmt: skip
+    """On `trigger`, classify the review box, then show the label, its note and the explanation.
+
+    The Classify button's chain is the /predict and /explain endpoints; an example's click runs the
+    same handlers privately, so clicking one shows its label without adding an endpoint to the API.
+    """
+    visibility: Literal["public", "private"] = "public" if public else "private"
+    predicted = trigger(
         service.predict,
         [t.review, engine],
         [t.result],
-        api_name="predict",
+        api_name="predict" if public else "predict_example",
+        api_visibility=visibility,
         concurrency_limit=8,
         concurrency_id="predict",
     )
-    predicted.success(
-        functools.partial(prediction_view, max_length=model.max_length),
-        [t.result],
-        [t.label, t.note],
-        queue=False,
-        api_visibility="private",
-    )
+    predicted.success(view, [t.result, t.review], [t.label, t.note], queue=False, api_visibility="private")
     predicted.success(
         service.explain,
         [t.review, engine],
         [t.highlights, t.why],
-        api_name="explain",
+        api_name="explain" if public else "explain_example",
+        api_visibility=visibility,
         concurrency_limit=2,
+        concurrency_id="explain",
     )
+
+
+def _wire_events(service: SpaceService, model: SentimentModel, engine: gr.Radio, t: SimpleNamespace,
+                 f: SimpleNamespace) -> None:  # fmt: skip
+    """The API endpoints (/predict, /explain, /predict_file, /predict_batch) and the views that follow them."""
+    view = functools.partial(
+        prediction_view, max_length=model.max_length, short_note=short_text_note(read_results(model.model_id))
+    )
+    _on_classify(t.classify.click, service, view, engine, t, public=True)
+    # Clicking an example fills the review box (Gradio's own event), then classifies it.
+    _on_classify(t.examples.load_input_event.then, service, view, engine, t, public=False)
     f.upload.upload(service.file_columns, [f.upload], [f.column], queue=False, api_visibility="private")
     classified = f.classify_file.click(
         service.predict_file,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+from model_files import find_model_file
 from ort_cpu import LogitsFn, fuse_for_cpu, onnx_logits_fn, ort_session
 from transformers import PreTrainedTokenizerBase
 from windows import clean_text, cut_windows
@@ -26,21 +26,6 @@ CLEAR_PROBABILITY = 0.6
 
 class UnusableFile(ValueError):
     """Why a published file cannot serve as this model's int8 engine (one clause, for the log line)."""
-
-
-def find_published_int8(source: str) -> Path | None:
-    """The published int8 file of `source` (a local folder or a Hub model id), or None where it has none."""
-    folder = Path(source)
-    if folder.is_dir():
-        path = folder / PUBLISHED_INT8
-        return path if path.is_file() else None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    try:
-        return Path(hf_hub_download(source, PUBLISHED_INT8))
-    except EntryNotFoundError:  # no such file in the repo (or, offline, none cached): build the engine
-        return None
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -81,7 +66,7 @@ def published_int8_logits_fn(
     """The published int8 file of `source` fused for this CPU and checked against `float_fn` on the
     `examples`' windows; None (with one log line where a file was found but is unusable) otherwise."""
     try:
-        path = find_published_int8(source)
+        path = find_model_file(source, PUBLISHED_INT8)
     except Exception as exc:  # noqa: BLE001 - the Hub unreachable, a revoked token: build the engine instead
         print(f"Could not fetch {PUBLISHED_INT8} from {source} ({type(exc).__name__}); building the int8 engine from the model.",
               file=sys.stderr)  # fmt: skip

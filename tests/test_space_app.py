@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import batcher
 import engines
 import explain
 import files
+import model_files
 import retention
 import sentiment
 import service
@@ -91,8 +93,13 @@ def upload(
 
 
 def test_api_lists_the_named_endpoints(client: Client) -> None:
-    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/predict", "/predict_batch", "/predict_file", "/explain"} <= set(endpoints)
+    """Exactly these: the examples' click runs /predict's handlers privately, adding no endpoint."""
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/predict", "/predict_batch", "/predict_file", "/explain"}
+    assert not api["unnamed_endpoints"]
+    for private in ("/predict_example", "/explain_example"):
+        with pytest.raises(ValueError, match="Cannot find a function"):
+            client.predict("Fine.", api_name=private)
 
 
 def test_predict_returns_label_score_and_both_probabilities(client: Client) -> None:
@@ -222,8 +229,52 @@ def test_long_review_is_split_into_windows_and_averaged(
         float(np.mean(window_probs, axis=0)[1]), abs=1e-6
     )
     # ... and the UI says it did.
-    _, note = views.prediction_view(result, 512)
+    _, note = views.prediction_view(result, long_review, 512, "")
     assert f"split into {result['windows']} windows" in note and "Nothing was cut off" in note
+
+
+SHORT_TEXT_SETS = {
+    "tweets": {"path": "tweets.csv", "n": 2667, "mean_words": 13.2, "skipped_unlabelled": 3, "accuracy": 0.81,
+               "f1": 0.8, "ece": 0.07, "nll": 0.45, "mean_confidence": 0.88},
+    "news_snippets": {"path": "news.jsonl", "n": 1554, "mean_words": 24.6, "skipped_unlabelled": 0,
+                      "accuracy": 0.7779, "f1": 0.77, "ece": 0.1, "nll": 0.5, "mean_confidence": 0.87},
+    "rotten_tomatoes_long": {"path": "long.csv", "n": 500, "mean_words": 120.0, "skipped_unlabelled": 0,
+                             "accuracy": 0.9, "f1": 0.9, "ece": 0.03, "nll": 0.3, "mean_confidence": 0.9},
+}  # fmt: skip
+
+
+def test_short_review_note_gives_the_models_own_short_text_figures(
+    client: Client, space_model_dir: Path, tmp_path: Path
+) -> None:
+    """The note under a short review's label comes from results.json next to the model, as training
+    writes it."""
+    model = Path(shutil.copytree(space_model_dir, tmp_path / "model"))
+    results = {
+        "dataset": {"name": "imdb", "length": {"train": {"words": {"mean": 231.16, "median": 173.0}}}},
+        "metrics": {"test": {"accuracy": 0.932, "f1": 0.9319}},
+        "extra_eval": SHORT_TEXT_SETS,
+    }
+    (model / "results.json").write_text(json.dumps(results))
+    note = views.short_text_note(model_files.read_results(str(model)))
+    short = "Meh. Not for me."
+    long = " ".join(["A slow, careful and rewarding drama about two brothers."] * 4)
+    _, shown = views.prediction_view(client.predict(short, api_name="/predict"), short, 512, note)
+    assert (
+        "**Short review.** The model was trained on full movie reviews (231 words on average; 93.2% right on "
+        "IMDb's test reviews). On short texts it was measured at 81.0% on tweets (2,667 texts, 13 words on "
+        "average) and 77.8% on news snippets (1,554 texts, 25 words on average)."
+    ) in shown
+    assert "rotten tomatoes" not in shown  # 120 words on average: not short text
+    _, shown = views.prediction_view(client.predict(long, api_name="/predict"), long, 512, note)
+    assert "Short review" not in shown and "tweets" not in shown
+    plain = "The model was trained on full movie reviews."
+    del results["extra_eval"]
+    (model / "results.json").write_text(json.dumps(results))
+    assert views.short_text_note(model_files.read_results(str(model))) == plain
+    (model / "results.json").write_text('{"extra_eval": ')
+    assert model_files.read_results(str(model)) is None and views.short_text_note(None) == plain
+    (model / "results.json").unlink()
+    assert model_files.read_results(str(model)) is None
 
 
 def test_br_tags_are_removed_as_in_training(tiny_model: sentiment.SentimentModel) -> None:
