@@ -40,6 +40,7 @@ class ErrorAnalysis:
     num_examples: int
     false_positives: int
     false_negatives: int
+    mean_confidence: float | None
     mean_confidence_correct: float | None
     mean_confidence_wrong: float | None
     buckets: list[LengthBucket]
@@ -107,6 +108,7 @@ def analyse(run_dir: Path, max_length: int, windowed: bool = False) -> ErrorAnal
         num_examples=len(df),
         false_positives=int(((wrong["label"] == "NEGATIVE") & (wrong["pred"] == "POSITIVE")).sum()),
         false_negatives=int(((wrong["label"] == "POSITIVE") & (wrong["pred"] == "NEGATIVE")).sum()),
+        mean_confidence=_mean(df["confidence"]),
         mean_confidence_correct=_mean(df.loc[df["correct"], "confidence"]),
         mean_confidence_wrong=_mean(wrong["confidence"]),
         buckets=_length_buckets(df, max_length, windowed),

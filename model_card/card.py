@@ -11,6 +11,7 @@ import html
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from model_card import onnx_files, plots
 from model_card.analysis import ErrorAnalysis, analyse
 from model_card.citations import citations_for
 from model_card.names import IMDB_TEST_SIZE, BaseModel, dataset_id, local_dataset_name, resolve_base_model
+from model_card.space_modules import space_module
 from train.data import BR_TAG
 from train.errors import UserError
 from train.results import RESULTS_FILE
@@ -41,6 +43,9 @@ SNIPPET_TEXT = "A moving, beautifully shot film with a superb cast."
 # train's --window_stride default, for a results.json that predates recording it.
 DEFAULT_WINDOW_STRIDE = 128
 SOFTWARE = ("python", "torch", "transformers", "peft", "accelerate", "datasets")
+# Tags that make the Hub list the model for transformers.js and ONNX users; only true when onnx/ is published.
+ONNX_TAGS = ["onnx", "transformers.js"]
+WIDGET_DIGITS = 4
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -96,12 +101,13 @@ def escape_cell(text: str, limit: int = 300) -> str:
 
 
 def eval_results(results: dict[str, Any], dataset: str) -> list[EvalResult]:
-    """Test-split metrics with task, dataset, split and metric types filled in, as the Hub requires."""
+    """Test-split metrics with task, dataset, split and metric types filled in, as the Hub requires,
+    then accuracy and F1 of each set measured beyond IMDb (`extra_eval`)."""
     test = results["metrics"]["test"]
     n_test = test.get("num_examples") or results["dataset"]["splits"]["test"]
     dataset_name = "IMDb" if n_test == IMDB_TEST_SIZE else f"IMDb ({n_test:,} test reviews)"
     keys = [*CARD_METRICS, *(["roc_auc"] if test.get("roc_auc") is not None else [])]
-    return [
+    imdb = [
         EvalResult(
             task_type="text-classification",
             task_name="Sentiment Analysis",
@@ -115,14 +121,78 @@ def eval_results(results: dict[str, Any], dataset: str) -> list[EvalResult]:
         )
         for key in keys
     ]
+    return imdb + extra_eval_results(results.get("extra_eval") or {})
 
 
-def card_data(results: dict[str, Any], model_name: str, base: BaseModel, license_id: str) -> ModelCardData:
+def extra_eval_results(extra: dict[str, dict[str, Any]]) -> list[EvalResult]:
+    """Accuracy and F1 per extra set. The Hub groups model-index entries by dataset type, so each set's type
+    is its own file's name: a local file has no Hub id, and a made-up id could name a stranger's dataset."""
+    return [
+        EvalResult(
+            task_type="text-classification",
+            task_name="Sentiment Analysis",
+            dataset_type=Path(report["path"]).name,
+            dataset_name=name,
+            metric_type=key,
+            metric_value=report[key],
+            metric_name=f"{name} {METRIC_NAMES[key]}",
+            metric_args={"pos_label": "POSITIVE"} if key == "f1" else None,
+        )
+        for name, report in extra.items()
+        for key in ("accuracy", "f1")
+    ]
+
+
+def has_model(run_dir: Path) -> bool:
+    """A run folder holds the model when the training command saved it; a results folder alone does not."""
+    return (run_dir / "config.json").is_file() and any(run_dir.glob("*.safetensors"))
+
+
+def widget_examples(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The demo Space's example reviews with the scores the saved model gives them, as Hub widget entries.
+
+    The Hub shows an entry's `output` on the model page before anyone runs the widget, so it is computed
+    here from the published weights (float32 `pipeline`, long reviews cut as `truncation=True` cuts them),
+    never typed by hand; None when the folder has no model to score them with.
+    """
+    if not has_model(run_dir):
+        return None
+    import torch
+    from transformers import pipeline
+
+    examples = space_module("examples").EXAMPLES
+    with onnx_files.quiet():
+        classifier = pipeline(
+            "text-classification", model=str(run_dir), dtype=torch.float32, top_k=None, device="cpu"
+        )
+        outputs = classifier([text for _, text in examples], truncation=True)
+    return [
+        {
+            "text": text,
+            "example_title": title,
+            "output": [{**o, "score": round(float(o["score"]), WIDGET_DIGITS)} for o in output],
+        }
+        for (title, text), output in zip(examples, outputs)
+    ]
+
+
+def card_data(
+    results: dict[str, Any],
+    model_name: str,
+    base: BaseModel,
+    license_id: str,
+    *,
+    widget: list[dict[str, Any]] | None = None,
+    onnx: bool = False,
+) -> ModelCardData:
+    """The card's YAML metadata; `onnx`: onnx/ is published, so the Hub lists it for transformers.js."""
     dataset = dataset_id(results["dataset"]["name"])
     method = results["method"]
     tags = ["text-classification", "sentiment-analysis", "imdb", "movie-reviews", f"{method}-fine-tuning"]
     if method == "lora":
         tags += ["peft", "lora"]
+    if onnx:
+        tags += ONNX_TAGS
     return ModelCardData(
         model_name=model_name,
         license=license_id,
@@ -134,6 +204,7 @@ def card_data(results: dict[str, Any], model_name: str, base: BaseModel, license
         metrics=list(CARD_METRICS),
         base_model=base.hub_id,
         eval_results=eval_results(results, dataset),
+        widget=widget,
     )
 
 
@@ -390,34 +461,161 @@ def figures(run_dir: Path, results: dict[str, Any]) -> dict[str, str]:
         )
     calibration = results.get("calibration")
     if calibration:
-        # The headline scores: windowed when the run used windows, else the test split as cut in training.
-        windowed = bool(calibration.get("test_windowed"))
+        windowed, applied = bool(calibration.get("test_windowed")), calibration_applied(calibration)
         images["reliability_diagram"] = plots.reliability_diagram(
-            calibration["test_windowed" if windowed else "test"],
+            headline_report(calibration),
             run_dir / plots.RELIABILITY_DIAGRAM,
             f"Test split ({test['num_examples']:,} reviews{', long ones in windows' if windowed else ''}), "
-            f"temperature {calibration['temperature']:.3f}",
+            + (f"temperature {calibration['temperature']:.3f}" if applied else "not calibrated"),
+            applied=applied,
         )
     else:  # a figure of an earlier build must not be published with a card that no longer shows it
         (run_dir / plots.RELIABILITY_DIAGRAM).unlink(missing_ok=True)
     return images
 
 
-def calibration_rows(calibration: dict[str, Any] | None) -> list[list[str]]:
-    """ECE and NLL before and after the temperature, for each set of scores results.json reports."""
+def calibration_applied(calibration: dict[str, Any]) -> bool:
+    """A results.json from before the held-out check has no `applied`: its temperature was always applied."""
+    return bool(calibration.get("applied", True))
+
+
+def headline_report(calibration: dict[str, Any]) -> dict[str, Any]:
+    """The headline test scores' report: windowed when the run used windows, else the test split as cut."""
+    return calibration["test_windowed" if calibration.get("test_windowed") else "test"]
+
+
+def sentence(text: str | None) -> str | None:
+    """results.json's one-sentence reasons are written lower-case without a full stop, to be printed as is."""
+    if not text:
+        return None
+    text = text.strip()
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def fitted_on_text(calibration: dict[str, Any]) -> str | None:
+    """Which reviews the temperature was fitted on, with their count; older runs wrote only "validation"."""
+    where, n = calibration.get("fitted_on"), calibration.get("num_examples")
+    if not where:
+        return None
+    if where == "validation":
+        where = "validation reviews"
+    return f"{n:,} {where}" if "review" in where else f"{n:,} reviews ({where})"
+
+
+@dataclass(frozen=True)
+class CalibrationView:
+    """What the card says about calibration, following what the training command did: a temperature folded
+    into the weights (`applied`) is described as calibration; a temperature that failed the held-out check is
+    not, and then the table and reliability diagram show the published, raw scores only."""
+
+    applied: bool
+    temperature: float
+    fitted_temperature: float | None
+    fitted_on: str | None
+    check: dict[str, Any] | None
+    reason: str | None
+    bins: int | None
+    windowed: bool
+    headers: list[str]
+    rows: list[list[str]]
+
+
+def calibration_view(calibration: dict[str, Any] | None) -> CalibrationView | None:
+    """The Calibration section of a run that fitted a temperature; None for --no_calibrate or an old run."""
     if not calibration:
-        return []
+        return None
+    applied = calibration_applied(calibration)
     windowed = bool(calibration.get("test_windowed"))
     labels = {
         "test_windowed": "test, long reviews in windows (the headline scores)",
         "test": "test, long reviews truncated" if windowed else "test (the headline scores)",
-        "validation": f"validation (the temperature was fitted on these {calibration['num_examples']:,})",
-    }
-    return [
-        [label, *(fmt(calibration[key].get(k)) for k in ("ece_before", "ece_after", "nll_before", "nll_after"))]
-        for key, label in labels.items()
-        if calibration.get(key)
+        "validation": "validation"
+        + (f" (the temperature was fitted on these {calibration['num_examples']:,})"
+           if str(calibration.get("fitted_on")).startswith("validation") else ""),
+    }  # fmt: skip
+    # Not applied: the published scores are the raw ones, the "before" side of each report.
+    keys = ("ece_before", "ece_after", "nll_before", "nll_after") if applied else ("ece_before", "nll_before")
+    return CalibrationView(
+        applied=applied,
+        temperature=calibration["temperature"],
+        fitted_temperature=calibration.get("fitted_temperature", calibration["temperature"]),
+        fitted_on=fitted_on_text(calibration),
+        check=calibration.get("check"),
+        reason=sentence(calibration.get("reason")),
+        bins=calibration.get("bins"),
+        windowed=windowed,
+        headers=["Scores", *(f"{m} {side}" for m in ("ECE", "NLL") for side in ("before", "after"))]
+        if applied
+        else ["Scores", "ECE", "NLL"],
+        rows=[
+            [label, *(fmt(calibration[key].get(k)) for k in keys)]
+            for key, label in labels.items()
+            if calibration.get(key)
+        ],
+    )
+
+
+def extra_eval_rows(results: dict[str, Any], errors: ErrorAnalysis | None) -> list[list[str]]:
+    """The sets measured beyond IMDb, under the IMDb test split's own row for comparison."""
+    extra = results.get("extra_eval")
+    if not extra:
+        return []
+    test, calibration = results["metrics"]["test"], results.get("calibration")
+    words = results["dataset"].get("length", {}).get("test", {}).get("words", {}).get("mean")
+    # The published scores' ECE and NLL: "after" is the temperature folded in (1.0 when none was).
+    published = headline_report(calibration) if calibration else {}
+    rows = [
+        [
+            "**IMDb test** (for comparison)",
+            "the IMDb test split of the tables above",
+            fmt(test.get("num_examples")),
+            fmt(words, 1),
+            *(fmt(v) for v in (test["accuracy"], test["f1"], published.get("ece_after"))),
+            fmt(published.get("nll_after"), 3),
+            fmt(errors.mean_confidence if errors else None),
+        ]
     ]
+    for name, r in extra.items():
+        skipped = r.get("skipped_unlabelled") or 0
+        note = f" ({skipped:,} unlabelled rows skipped)" if skipped else ""
+        rows.append(
+            [
+                escape_cell(name),
+                escape_cell(Path(r["path"]).name) + note,
+                fmt(r["n"]),
+                fmt(r.get("mean_words"), 1),
+                *(fmt(r.get(k)) for k in ("accuracy", "f1", "ece")),
+                fmt(r.get("nll"), 3),
+                fmt(r.get("mean_confidence")),
+            ]
+        )
+    return rows
+
+
+def behaviour_rows(behaviour: dict[str, Any] | None) -> list[list[str]]:
+    """One row per capability of the behaviour suite, with its first failing example (if any failed)."""
+    rows = []
+    for name, c in ((behaviour or {}).get("capabilities") or {}).items():
+        examples = c.get("examples") or []
+        shown = "–"
+        if examples:
+            e = examples[0]
+            # A failure need not be a wrong label: a case can also be judged against a reference sentence.
+            against = f"; against {escape_cell(e['reference'], 80)}" if e.get("reference") else ""
+            shown = (
+                f"{escape_cell(e['text'], 160)} (expected {e['expected']}, "
+                f"predicted {e['predicted']} at {e['score']:.2f}{against})"
+            )
+        rows.append(
+            [
+                escape_cell(name),
+                escape_cell(c.get("description", "")),
+                fmt(c["cases"]),
+                f"{c['failure_rate']:.1%} ({c['failures']:,})",
+                shown,
+            ]
+        )
+    return rows
 
 
 def build_card(
@@ -446,10 +644,12 @@ def build_card(
     long_reviews = errors.buckets[-1] if errors else None
 
     images = figures(run_dir, results)
-    calibration = results.get("calibration")
+    onnx = onnx_files.load_agreement(run_dir)
+    behaviour = results.get("behaviour") or {}
 
+    widget = widget_examples(run_dir)
     card = ModelCard.from_template(
-        card_data(results, model_name, base, license_id),
+        card_data(results, model_name, base, license_id, widget=widget, onnx=bool(onnx)),
         template_path=str(TEMPLATE),
         model_name=model_name,
         repo_id=repo_id,
@@ -476,11 +676,13 @@ def build_card(
         example_rows=example_rows(errors) if errors else [],
         long_reviews=long_reviews,
         truncated=truncated,
-        calibration=calibration,
-        calibration_rows=calibration_rows(calibration),
+        calibration=calibration_view(results.get("calibration")),
+        extra_eval_rows=extra_eval_rows(results, errors),
+        behaviour_rows=behaviour_rows(behaviour),
+        neutral=behaviour.get("neutral"),
         window_stride=results.get("config", {}).get("model", {}).get("window_stride", DEFAULT_WINDOW_STRIDE),
         snippet_text=SNIPPET_TEXT,
-        onnx=onnx_files.load_agreement(run_dir),
+        onnx=onnx,
         command=wrap_command(results["command"]),
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
         images=images,

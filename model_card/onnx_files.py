@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from model_card.space_modules import space_module
 from train.errors import UserError
 
-SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
 ONNX_DIR = "onnx"
 # What transformers.js requests for dtype "fp32" and "q8" (DEFAULT_DTYPE_SUFFIX_MAPPING: q8 -> "_quantized").
 FLOAT_FILE = "model.onnx"
@@ -68,17 +68,13 @@ def remove(run_dir: Path) -> None:
     (run_dir / AGREEMENT_FILE).unlink(missing_ok=True)
 
 
-def _space_builder():
-    """The Space's ONNX builder module; space/ is deployed alone, so it is imported from its folder."""
-    if str(SPACE_DIR) not in sys.path:
-        sys.path.insert(0, str(SPACE_DIR))
-    import onnx_build
-
-    return onnx_build
+def _space_builder() -> ModuleType:
+    """The Space's ONNX builder module (space/onnx_build.py), so the published int8 engine is the Space's."""
+    return space_module("onnx_build")
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """No progress bars (transformers' weight loading) or advice (ONNX Runtime's quantiser logs to the root
     logger), so a refused push still ends with its one sentence; restored afterwards."""
     from transformers.utils import logging as hf_logging
@@ -101,7 +97,7 @@ def build(run_dir: Path) -> dict[str, Any]:
     Raises UserError (and leaves no ONNX file behind) when the model cannot be exported or the files
     do not reproduce it.
     """
-    with _quiet():
+    with quiet():
         return _build(Path(run_dir))
 
 

@@ -132,12 +132,19 @@ def _reliability_panel(ax: plt.Axes, bins: list[dict[str, Any]], title: str, ece
     ax.set_title(f"{title}: ECE {ece:.4f}", fontsize=10)
 
 
-def reliability_diagram(report: dict[str, Any], path: Path, title: str) -> str:
-    """Before and after temperature scaling, side by side on the same reviews (counts above the bars)."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), sharey=True)
-    _reliability_panel(axes[0], report["reliability_before"], "Before scaling", report["ece_before"])
-    _reliability_panel(axes[1], report["reliability_after"], "After scaling", report["ece_after"])
+def reliability_diagram(report: dict[str, Any], path: Path, title: str, applied: bool = True) -> str:
+    """Before and after temperature scaling, side by side on the same reviews (counts above the bars).
+
+    `applied` False: no temperature was folded into the weights, so only the published (raw) scores are drawn.
+    """
+    size = (8.4, 3.6) if applied else (4.6, 3.6)
+    fig, axes = plt.subplots(1, 2 if applied else 1, figsize=size, sharey=True, squeeze=False)
+    axes = axes[0]
+    _reliability_panel(axes[0], report["reliability_before"], "Before scaling" if applied else "Raw scores",
+                       report["ece_before"])  # fmt: skip
+    if applied:
+        _reliability_panel(axes[1], report["reliability_after"], "After scaling", report["ece_after"])
     axes[0].set_ylabel("accuracy")
-    axes[1].legend(loc="upper left", fontsize=7)
+    axes[-1].legend(loc="upper left", fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -21,7 +21,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
 from model_card import onnx_files
-from model_card.card import build_card, check_repo_id, load_results
+from model_card.card import build_card, check_repo_id, has_model, load_results
 from model_card.hub_errors import HUB_ERRORS, NO_TOKEN, explain, remove_created_repo
 from train.errors import UserError
 
@@ -111,7 +111,7 @@ def publish(
     run_dir = Path(run_dir)
     check_repo_id(repo_id)
     results = load_results(run_dir)
-    if not (run_dir / "config.json").is_file() or not any(run_dir.glob("*.safetensors")):
+    if not has_model(run_dir):
         raise UserError(f"{run_dir} has no model (config.json and *.safetensors): nothing to publish.")
     token = token or get_token()
     if not token:

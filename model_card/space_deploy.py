@@ -20,9 +20,9 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from model_card.card import check_repo_id
 from model_card.hub_errors import HUB_ERRORS, NO_TOKEN, explain, http_status, remove_created_repo
+from model_card.space_modules import SPACE_DIR
 from train.errors import UserError
 
-SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
 # Local-only files: the screenshot script, caches, and anything a local run of the app leaves behind.
 IGNORE = ("screenshot.py", "__pycache__", "*.pyc", ".*", "flagged", ".gradio")
 MODELS_LINE = re.compile(r"^models:.*(\n[ \t]+-.*)*", re.MULTILINE)

@@ -16,10 +16,13 @@ from pathlib import Path
 import markdown
 import pandas as pd
 import pytest
-from conftest import ROOT, train_tiny
-from huggingface_hub import ModelCard
+import torch
+from conftest import ROOT, build_tiny_model, train_tiny
+from examples import EXAMPLES  # space/examples.py (tests/space_fixtures.py puts space/ on sys.path)
+from huggingface_hub import CardData, ModelCard
+from transformers import pipeline
 
-from model_card.card import escape_cell, fmt
+from model_card.card import build_card, escape_cell, fmt
 from model_card.names import local_dataset_name, resolve_base_model
 
 REPO_ID = "alice/imdb-tiny"
@@ -61,6 +64,43 @@ def tables(text: str) -> dict[str, list[list[str]]]:
     return found
 
 
+def expected_widget(model_dir: Path) -> list[dict]:
+    """The Space's examples as Hub widget entries with the model's own float32 scores, computed here."""
+    classifier = pipeline(
+        "text-classification", model=str(model_dir), dtype=torch.float32, top_k=None, device="cpu"
+    )
+    scores = classifier([text for _, text in EXAMPLES], truncation=True)
+    return [
+        {"text": text, "example_title": title, "output": [{**o, "score": round(o["score"], 4)} for o in out]}
+        for (title, text), out in zip(EXAMPLES, scores)
+    ]
+
+
+def assert_widget_is_the_models(data: CardData, model_dir: Path) -> None:
+    """The card's widget lists every example of the Space with exactly the scores the model gives it."""
+    widget = data.get("widget")
+    assert widget == expected_widget(model_dir)
+    assert [w["example_title"] for w in widget] == [title for title, _ in EXAMPLES]
+    for entry in widget:
+        assert {o["label"] for o in entry["output"]} == {"NEGATIVE", "POSITIVE"}
+        assert sum(o["score"] for o in entry["output"]) == pytest.approx(1, abs=2e-4)
+
+
+def rebuild(run_dir: Path, tmp_path: Path, **changes: object) -> ModelCard:
+    """A copy of the run with results.json changed (a key set to None is removed), its card rebuilt."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    results = json.loads((copy / "results.json").read_text())
+    for key, value in changes.items():
+        results[key] = value
+        if value is None:
+            del results[key]
+    (copy / "results.json").write_text(json.dumps(results))
+    built = run_card_cli("build", str(copy), "--repo_id", REPO_ID)
+    assert built.returncode == 0, built.stderr
+    return ModelCard.load(copy / "README.md")
+
+
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sweep member run dir with its card built by the CLI, as a user would."""
@@ -98,6 +138,27 @@ def test_metadata(card: ModelCard, results: dict) -> None:
     assert data.metrics == ["accuracy", "f1", "precision", "recall"]
     assert {"text-classification", "sentiment-analysis", "imdb", "full-fine-tuning"} <= set(data.tags)
     assert data.model_name == REPO_ID.split("/")[1]
+    # Built without ONNX files: nothing tells transformers.js users there is something for them.
+    assert not {"onnx", "transformers.js"} & set(data.tags)
+
+
+def test_widget_shows_the_space_examples_with_the_models_scores(
+    card: ModelCard, run_dir: Path, tmp_path: Path
+) -> None:
+    assert_widget_is_the_models(card.data, run_dir)
+    # The run's weights replaced by another random tiny model's, whose scores differ clearly from review to
+    # review and from the run's: the widget follows the weights in the folder, example by example.
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    model = build_tiny_model(tmp_path / "model", seed=1, initializer_range=0.2)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(model / name, other / name)
+    assert run_card_cli("build", str(other), "--repo_id", REPO_ID).returncode == 0
+    data = ModelCard.load(other / "README.md").data
+    assert_widget_is_the_models(data, other)
+    positive = [next(o["score"] for o in w["output"] if o["label"] == "POSITIVE") for w in data["widget"]]
+    assert max(positive) - min(positive) > 0.01, positive
+    assert data["widget"] != card.data["widget"]
 
 
 def test_model_index_round_trips_with_the_test_metrics(card: ModelCard, results: dict) -> None:
@@ -269,21 +330,123 @@ def test_ctrl_c_names_resume_only_for_the_command_that_has_it(
         assert ("--resume" in message) is resumable, message
 
 
-def test_calibration_section_shows_results_json(card: ModelCard, results: dict) -> None:
-    calibration = results["calibration"]  # written by the training command
+NEW_KEYS = ("applied", "fitted_temperature", "check", "reason")
+BEFORE_AFTER = ("ece_before", "ece_after", "nll_before", "nll_after")
+TWO_PANELS_WIDER_THAN = 650  # pixels: the one-panel diagram is about 460 wide, the two-panel one about 840
+
+
+def decided(calibration: dict, applied: bool) -> dict:
+    """The run's calibration record as the training command writes it since the held-out check (fixture)."""
+    before, after = (0.312, 0.298) if applied else (0.312, 0.318)
+    verdict = "lowered" if applied else "did not lower"
+    return {
+        **calibration,
+        "applied": applied,
+        "temperature": 1.4137 if applied else 1.0,
+        "fitted_temperature": 1.4137,
+        "fitted_on": "calibration reviews held out of training",
+        "num_examples": 200,
+        "check": {"held_out_nll_before": before, "held_out_nll_after": after, "folds": 2},
+        "reason": f"{'' if applied else 'not '}calibrated: a temperature fitted on half of the 200 "
+        f"calibration reviews {verdict} the negative log-likelihood on the other half "
+        f"({before:.3f} -> {after:.3f})",
+    }
+
+
+def calibration_claims(text: str) -> list[str]:
+    """Where the card calls something calibrated: all but "not (a) calibrated" and "perfectly calibrated"."""
+    return [
+        text[max(0, m.start() - 30) : m.end()]
+        for m in re.finditer("calibrated", text, flags=re.IGNORECASE)
+        if not re.search(r"(not|not a|perfectly) $", text[max(0, m.start() - 12) : m.start()], re.IGNORECASE)
+    ]
+
+
+def png_width(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")  # the IHDR chunk's width
+
+
+def assert_calibration_section(card: ModelCard, calibration: dict) -> None:
+    """The section says what the training command did: applied, or not and why, never calibrated when not."""
     text = " ".join(card.text.split())
-    assert f"T = {fmt(calibration['temperature'], 3)}" in text
-    assert f"{fmt(calibration['num_examples'])} validation reviews" in text
-    assert "returns calibrated scores with no custom code" in text and 'pipeline("text-classification"' in text
     rows = {row[0]: row[1:] for row in tables(card.text)["Scores"]}
-    keys = ("ece_before", "ece_after", "nll_before", "nll_after")
-    for split, label in (
-        ("test_windowed", "test, long reviews in windows (the headline scores)"),
-        ("test", "test, long reviews truncated"),
-        ("validation", f"validation (the temperature was fitted on these {calibration['num_examples']})"),
-    ):
-        assert rows[label] == [fmt(calibration[split][k]) for k in keys], split
-    assert "the score is not a calibrated probability" not in text
+    windowed = bool(calibration.get("test_windowed"))
+    headline = f"test{', long reviews in windows' if windowed else ''} (the headline scores)"
+    report = calibration["test_windowed" if windowed else "test"]
+    if calibration.get("reason"):
+        reason = calibration["reason"]
+        assert f"{reason[0].upper()}{reason[1:]}." in text
+    if calibration.get("check"):
+        check = calibration["check"]
+        assert f"negative log-likelihood {fmt(check['held_out_nll_before'], 3)} without it, " in text
+        assert f"{fmt(check['held_out_nll_after'], 3)} with it" in text
+    if calibration.get("applied", True):
+        temperature = fmt(calibration["temperature"], 3)
+        claim = f"temperature-calibrated probabilities: after training, one temperature T = {temperature}"
+        assert claim in text
+        assert "returns calibrated scores with no custom code" in text
+        assert rows[headline] == [fmt(report[k]) for k in BEFORE_AFTER]
+        assert "the score is calibrated on IMDb reviews (see Calibration)" in text
+        assert "the score is not a calibrated probability" not in text
+        return
+    assert "The scores are **not calibrated**" in text and "returns the model's own softmax" in text
+    if calibration.get("fitted_temperature"):
+        assert f"T = {fmt(calibration['fitted_temperature'], 3)} fitted on" in text and "was left out" in text
+    # The published scores are the raw ones: the table and diagram show those, nothing calls them calibrated.
+    assert rows[headline] == [fmt(report[k]) for k in ("ece_before", "nll_before")]
+    assert calibration_claims(card.text) == []
+    assert "the score is not a calibrated probability" in text
+
+
+def test_calibration_section_shows_results_json(card: ModelCard, results: dict) -> None:
+    """The real run's record, applied or not (the training command decides by its held-out check)."""
+    calibration = results["calibration"]  # written by the training command
+    assert_calibration_section(card, calibration)
+    if calibration.get("applied", True) and calibration.get("fitted_on") == "validation":
+        rows = {row[0]: row[1:] for row in tables(card.text)["Scores"]}
+        label = f"validation (the temperature was fitted on these {calibration['num_examples']})"
+        assert rows[label] == [fmt(calibration["validation"][k]) for k in BEFORE_AFTER]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_calibration_section_follows_the_held_out_check(
+    run_dir: Path, results: dict, tmp_path: Path, applied: bool
+) -> None:
+    calibration = decided(results["calibration"], applied)
+    card = rebuild(run_dir, tmp_path, calibration=calibration)
+    assert_calibration_section(card, calibration)
+    text = " ".join(card.text.split())
+    assert "200 calibration reviews held out of training" in text
+    assert ("temperature-calibrated" in text) is applied and ("not calibrated" in text) is not applied
+    # The diagram stays; without a temperature it shows the published scores alone, in one panel.
+    assert "](reliability_diagram.png)" in card.text
+    assert (png_width(tmp_path / "run" / "reliability_diagram.png") > TWO_PANELS_WIDER_THAN) is applied
+
+
+def test_results_json_from_before_the_check_reads_as_calibrated(
+    run_dir: Path, results: dict, tmp_path: Path
+) -> None:
+    """Committed runs' results.json has no `applied`: their temperature was folded in; the card says so."""
+    old = {k: v for k, v in decided(results["calibration"], True).items() if k not in NEW_KEYS}
+    old |= {"fitted_on": "validation", "num_examples": 32, "validation": results["calibration"]["test"]}
+    card = rebuild(run_dir, tmp_path, calibration=old)
+    assert_calibration_section(card, old)
+    assert "the temperature was fitted on these 32" in card.text and "32 validation reviews" in card.text
+
+
+def test_committed_runs_still_render(tmp_path: Path) -> None:
+    """The results/ folders (no model, predictions or extra sets): each card builds, calibrated as it was."""
+    for results_file in sorted((ROOT / "results").glob("*/results.json")):
+        run = tmp_path / results_file.parent.name
+        run.mkdir()
+        shutil.copy(results_file, run)
+        card = ModelCard.load(build_card(run, repo_id=REPO_ID))
+        calibration = json.loads(results_file.read_text()).get("calibration")
+        assert ("### Calibration" in card.text) is bool(calibration)
+        if calibration:
+            assert_calibration_section(card, calibration)
+        assert "## Beyond IMDb" not in card.text and "## Behaviour suite" not in card.text
+        assert card.data.get("widget") is None  # no weights to score the examples with
 
 
 def test_reliability_diagram_counts_every_test_review(run_dir: Path, results: dict) -> None:
@@ -308,3 +471,106 @@ def test_run_without_calibration_has_no_section_and_no_diagram(run_dir: Path, tm
     assert "### Calibration" not in text and "reliability_diagram.png" not in text
     assert "the score is not a calibrated probability" in text
     assert not (old / "reliability_diagram.png").exists()
+
+
+EXTRA_EVAL = {
+    "amazon-books": {"path": "/home/someone/data/amazon_books.csv", "n": 300, "mean_words": 80.46,
+                     "skipped_unlabelled": 2, "accuracy": 0.85, "f1": 0.8421, "ece": 0.0512, "nll": 0.4013,
+                     "mean_confidence": 0.9032},
+    "tweets": {"path": "data/tweets.jsonl", "n": 100, "mean_words": 15.0, "skipped_unlabelled": 0,
+               "accuracy": 0.7, "f1": 0.7143, "ece": 0.1501, "nll": 0.7012, "mean_confidence": 0.8811},
+}  # fmt: skip
+BEHAVIOUR = {
+    "capabilities": {
+        "negation": {"cases": 20, "failures": 5, "failure_rate": 0.25,
+                     "description": "a negated praise is negative",
+                     "examples": [{"text": "The film was not good | at all.", "expected": "NEGATIVE",
+                                   "predicted": "POSITIVE", "score": 0.81}]},
+        "intensity": {"cases": 10, "failures": 1, "failure_rate": 0.1,
+                      "description": "a strong verdict is as sure as its plain form",
+                      "examples": [{"text": "The film was truly bad.", "expected": "NEGATIVE",
+                                    "predicted": "NEGATIVE", "score": 0.55,
+                                    "reference": "The film was bad."}]},
+        "invariance": {"cases": 10, "failures": 0, "failure_rate": 0.0,
+                       "description": "a name must not flip a review", "examples": []},
+    },
+    "neutral": {"cases": 30, "mean_confidence": 0.874, "description": "e.g. 'The film runs 120 minutes.'"},
+}  # fmt: skip
+
+
+def test_card_without_extra_sets_or_behaviour_suite_has_neither_section(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    card = rebuild(run_dir, tmp_path, extra_eval=None, behaviour=None)
+    assert "## Beyond IMDb" not in card.text and "## Behaviour suite" not in card.text
+    assert "Behaviour suite" not in card.text and "Beyond IMDb" not in card.text  # nor a reference to them
+    assert {r.dataset_type for r in card.data.eval_results} == {"stanfordnlp/imdb"}
+
+
+def test_the_runs_own_behaviour_suite_is_in_its_card(card: ModelCard, results: dict) -> None:
+    """The training command's own suite, when it wrote one: each capability, its cases and failure rate."""
+    if not results.get("behaviour"):
+        pytest.skip("this training command writes no behaviour suite")
+    capabilities = results["behaviour"]["capabilities"]
+    rows = tables(card.text)["Capability"]
+    assert [row[0] for row in rows] == [escape_cell(name) for name in capabilities]
+    for row, c in zip(rows, capabilities.values()):
+        assert row[2:4] == [fmt(c["cases"]), f"{c['failure_rate']:.1%} ({c['failures']})"]
+        assert (row[4] == "–") is (not c["examples"])
+
+
+def test_beyond_imdb_section_and_model_index_follow_extra_eval(
+    run_dir: Path, results: dict, tmp_path: Path
+) -> None:
+    card = rebuild(run_dir, tmp_path, extra_eval=EXTRA_EVAL, behaviour=None)
+    text = " ".join(card.text.split())
+    assert "## Beyond IMDb" in card.text and "## Behaviour suite" not in card.text
+    assert "These sets were only measured: the model was never trained on them" in text
+    assert "choosing the checkpoint or in fitting the calibration temperature" in text
+    rows = tables(card.text)["Set"]
+    test, words = results["metrics"]["test"], results["dataset"]["length"]["test"]["words"]["mean"]
+    report = results["calibration"]["test_windowed"]
+    predictions = pd.read_csv(run_dir / "test_predictions.csv")
+    assert rows[0] == [
+        "**IMDb test** (for comparison)", "the IMDb test split of the tables above",
+        fmt(test["num_examples"]), fmt(words, 1), fmt(test["accuracy"]), fmt(test["f1"]),
+        fmt(report["ece_after"]),
+        fmt(report["nll_after"], 3), fmt(float(predictions["confidence"].mean())),
+    ]  # fmt: skip
+    assert rows[1:] == [
+        ["amazon-books", r"amazon\_books.csv (2 unlabelled rows skipped)", "300", "80.5", "0.8500", "0.8421",
+         "0.0512", "0.401", "0.9032"],
+        ["tweets", "tweets.jsonl", "100", "15.0", "0.7000", "0.7143", "0.1501", "0.701", "0.8811"],
+    ]  # fmt: skip
+    assert "/home/someone" not in card.text  # a file is named, never a path of the machine that measured it
+    # model-index: one entry per set (the Hub groups by dataset type), accuracy and F1 each.
+    extra = {
+        (r.dataset_name, r.metric_type): r
+        for r in card.data.eval_results
+        if r.dataset_type != "stanfordnlp/imdb"
+    }
+    assert {k: r.metric_value for k, r in extra.items()} == {
+        (name, metric): EXTRA_EVAL[name][metric] for name in EXTRA_EVAL for metric in ("accuracy", "f1")
+    }
+    assert {extra[(name, "f1")].dataset_type for name in EXTRA_EVAL} == {"amazon_books.csv", "tweets.jsonl"}
+    assert len(card.data.to_dict()["model-index"][0]["results"]) == 3
+
+
+def test_behaviour_suite_section_follows_results_json(run_dir: Path, tmp_path: Path) -> None:
+    card = rebuild(run_dir, tmp_path, behaviour=BEHAVIOUR, extra_eval=None)
+    text = " ".join(card.text.split())
+    assert "## Behaviour suite" in card.text and "## Beyond IMDb" not in card.text
+    assert tables(card.text)["Capability"] == [
+        ["negation", "a negated praise is negative", "20", "25.0% (5)",
+         r"The film was not good \| at all. (expected NEGATIVE, predicted POSITIVE at 0.81)"],
+        ["intensity", "a strong verdict is as sure as its plain form", "10", "10.0% (1)",
+         "The film was truly bad. (expected NEGATIVE, predicted NEGATIVE at 0.55; "
+         "against The film was bad.)"],
+        ["invariance", "a name must not flip a review", "10", "0.0% (0)", "–"],
+    ]  # fmt: skip
+    assert (
+        "A two-class model cannot say neutral; on 30 neutral factual sentences its mean confidence is 87.4%"
+        in text
+    )
+    html = markdown.markdown(card.text, extensions=["tables"])
+    assert not re.search(r"<p>\|", html)  # the pipe in the example stayed inside its cell

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ import pytest
 from conftest import ROOT, free_port, tiny_args, train_tiny
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
+from test_model_card import assert_widget_is_the_models
 
-from model_card.card import SNIPPET_TEXT, fmt
+from model_card.card import ONNX_TAGS, SNIPPET_TEXT, fmt
 
 REPO_ID = "alice/imdb-tiny"
 BASE_REPO = "alice/tiny-base"  # the tiny base model, published to the local Hub where a test needs it
@@ -147,6 +149,32 @@ def test_pushed_lora_run_loads_in_a_fresh_process(
         Path(api.hf_hub_download(REPO_ID, "adapter/adapter_config.json", cache_dir=tmp_path / "c")).read_text()
     )
     assert adapter["base_model_name_or_path"] == BASE_REPO
+
+
+def published_card(api: HfApi, repo_id: str, cache: Path) -> ModelCard:
+    return ModelCard.load(api.hf_hub_download(repo_id, "README.md", cache_dir=cache))
+
+
+def test_published_card_shows_the_widget_and_onnx_tags_only_with_onnx_files(
+    local_hub: LocalHub, lora_run: Path, tmp_path: Path
+) -> None:
+    """The card as the Hub reads it: the Space's examples scored by the published (merged) model, and the
+    transformers.js / ONNX tags exactly when onnx/ is uploaded (not with --no_onnx)."""
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    commit_of(push(local_hub, tmp_path / "a", lora_run, "--repo_id", REPO_ID), local_hub, REPO_ID)
+    with_onnx = published_card(api, REPO_ID, tmp_path / "c1")
+    assert {"onnx/model.onnx", "onnx/model_quantized.onnx"} <= set(api.list_repo_files(REPO_ID))
+    assert set(ONNX_TAGS) <= set(with_onnx.data.tags) and with_onnx.data.library_name == "transformers"
+    assert_widget_is_the_models(with_onnx.data, lora_run)
+
+    run = tmp_path / "run"  # a copy: --no_onnx deletes the run's ONNX files, which other tests publish
+    shutil.copytree(lora_run, run)
+    commit_of(push(local_hub, tmp_path / "b", run, "--repo_id", REPO_ID, "--no_onnx"), local_hub, REPO_ID)
+    without = published_card(api, REPO_ID, tmp_path / "c2")
+    assert not any(f.startswith("onnx/") for f in api.list_repo_files(REPO_ID))
+    assert not set(ONNX_TAGS) & set(without.data.tags) and without.data.library_name == "transformers"
+    assert without.data.tags == [t for t in with_onnx.data.tags if t not in ONNX_TAGS]
+    assert_widget_is_the_models(without.data, lora_run)
 
 
 def _prob_positive(result: dict) -> float:
