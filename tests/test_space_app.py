@@ -968,7 +968,7 @@ def files_named(marker: str) -> list[Path]:
 
 
 def test_uploads_and_results_are_deleted_after_the_retention(
-    tiny_model: sentiment.SentimentModel, tmp_path: Path
+    tiny_model: sentiment.SentimentModel, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     minutes = 0.1  # 6 seconds
     settings = Settings(limits=TEST_LIMITS, port=free_port(), retention_minutes=minutes)
@@ -995,6 +995,7 @@ def test_uploads_and_results_are_deleted_after_the_retention(
         assert any(p.parent.name.startswith(retention.RESULTS_PREFIX) for p in kept)
         time.sleep(max(0.0, started + minutes * 60 + 1.5 - time.time()))  # 1.5 s: the checks' own run time
         assert files_named(marker) == []
+        assert marker not in "".join(capfd.readouterr())  # the upload's name is never logged
     finally:
         demo.close()
 
