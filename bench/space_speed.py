@@ -51,7 +51,7 @@ LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 BASELINE = "baseline: `pipeline` per review (truncates at 512 tokens), float32"
 # The issue's bars: /predict_file at least this many times the baseline's throughput; an engine
 # may be the default only if it gives float32's label on at least this share of reviews.
-BAR_SPEEDUP, BAR_AGREEMENT = 2.5, 0.99
+BAR_SPEEDUP, BAR_AGREEMENT = 4.0, 0.99
 
 
 def load_reviews(n: int, seed: int) -> tuple[pd.DataFrame, Path]:
@@ -265,10 +265,23 @@ def summarise(
             }
             if args.model
             else None,
+            **fastest_check(rows, default_engine, bool(args.model)),
         },
         "load_average_at_end": round(os.getloadavg()[0], 2),
     }
     return result
+
+
+def fastest_check(rows: list[dict[str, Any]], default_engine: str, judged: bool) -> dict[str, Any]:
+    """Whether the Space's start-up choice is the engine this benchmark finds fastest on the same host.
+
+    The candidates are those the Space may choose (float32, and the others only where their labels agree
+    with float32's on the bar's share of reviews, when a trained model lets that be judged).
+    """
+    eligible = [r for r in rows if "engine" in r and (r["engine"] == "float" or not judged
+                                                        or r["agree_with_float"] >= BAR_AGREEMENT)]  # fmt: skip
+    fastest = max(eligible, key=lambda r: r["reviews_per_s"]["median"])["engine"]
+    return {"fastest_engine": fastest, "startup_choice_is_fastest": fastest == default_engine}
 
 
 def main() -> None:
@@ -365,8 +378,9 @@ def to_markdown(result: dict) -> str:
     agreeing = checks["engines_agreeing_at_least"]
     lines += [
         "",
-        f"The Space's start-up measurement (its six examples): {startup}; default engine: "
-        f"**{result['default_engine']}**.",
+        f"The Space's start-up measurement (a file of reviews of IMDb's spread of lengths): {startup}; default "
+        f"engine: **{result['default_engine']}**; fastest here by this benchmark: **{checks['fastest_engine']}** "
+        f"({'the same' if checks['startup_choice_is_fastest'] else 'NOT the same'}).",
         f"`/predict_file` on the default engine: **{checks['file_speedup']}×** the baseline "
         f"(bar {checks['file_speedup_at_least']}×). `/predict` p50 {checks['predict_p50_ms']} ms against "
         f"trivial round trip + model call = {checks['predict_p50_bound_ms']} ms.",

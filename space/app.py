@@ -3,9 +3,10 @@
     MODEL_ID=<Hub repo id or local folder> python app.py
 
 serves the UI, the API (`/predict`, `/predict_batch`, `/predict_file`, `/explain`) and the same
-endpoints as MCP tools for agents (http://127.0.0.1:7860/gradio_api/mcp/) on http://127.0.0.1:7860 (settings.py lists every variable it reads). At start-up every engine
-classifies the example reviews and the fastest of float32 and those that keep float32's labels
-becomes the default (`engines.AUTO_ENGINES`); the page shows what was measured. SPACE_ENGINE=float,
+endpoints as MCP tools for agents (http://127.0.0.1:7860/gradio_api/mcp/) on http://127.0.0.1:7860
+(settings.py lists every variable it reads). At start-up every engine classifies a file of reviews of
+IMDb's spread of lengths (`examples.timing_reviews`), and the fastest of float32 and those that keep
+float32's labels becomes the default (`engines.AUTO_ENGINES`); the page shows what was measured. SPACE_ENGINE=float,
 bf16 or int8 forces the default; every engine stays selectable. This file lays the page out, wires
 the endpoints and starts the server.
 """
@@ -21,7 +22,7 @@ from typing import Literal
 import gradio as gr
 from gradio.events import Dependency
 from engines import ENGINE_LABELS, fastest_engine
-from examples import EXAMPLES
+from examples import EXAMPLES, TIMING_WORDS, timing_reviews
 from retention import ResultsFolders, cache_schedule, describe_retention
 from files import SUPPORTED_SUFFIXES, Limits
 from model_files import read_results
@@ -177,7 +178,7 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
     limits, forced = settings.limits, settings.engine
     if forced and forced not in model.engines:
         raise ValueError(f"SPACE_ENGINE={forced!r}: choose one of {', '.join(model.engines)}")
-    timings = model.measure([text for _, text in EXAMPLES])
+    timings = model.measure(timing_reviews())
     default_engine = forced or fastest_engine(timings, model.same_labels)
     schedule = cache_schedule(settings.retention_minutes)
     service = SpaceService(model, limits, default_engine, ResultsFolders(schedule))
@@ -192,7 +193,7 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
             engine_choices,
             value=default_engine,
             label="Engine",
-            info=engine_note(timings, default_engine, bool(forced), len(EXAMPLES)),
+            info=engine_note(timings, default_engine, bool(forced), TIMING_WORDS),
         )
         with gr.Tab("Review"):
             typed = _review_tab(limits)

@@ -29,7 +29,7 @@ ENGINE_LABELS = {
 # Engines the start-up measurement may pick over float32 (the reference, and the default when no
 # other qualifies): those whose labels agreed with float32's on at least 99% of the fine-tuned
 # model's test reviews in bench/space_speed.py (bench/results/space_speed_minilm-imdb-cpu.md), and
-# which give float32's labels on the example reviews at start-up (`fastest_engine`). Others stay selectable.
+# which give float32's labels on the start-up workload (`fastest_engine`). Others stay selectable.
 AUTO_ENGINES = (ENGINE_BF16, ENGINE_INT8)
 # Engines whose arithmetic depends on the batch: dynamic quantisation picks one activation scale
 # per batch, so these run one window at a time and a review's score never depends on what else

@@ -5,6 +5,8 @@ Pure functions of the model's results, so the layout (app.py) stays declarative 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from engines import ENGINE_LABELS
 from explain import Explanation
@@ -29,11 +31,12 @@ SHORT_REVIEW_WORDS = 25
 SHORT_SET_MEAN_WORDS = 40
 
 
-def engine_note(timings: dict[str, float], default: str, forced: bool, examples: int) -> str:
+def engine_note(timings: dict[str, float], default: str, forced: bool, words: Sequence[int]) -> str:
     """What this host measured at start-up, for the engine menu: never a figure from elsewhere."""
     measured = ", ".join(f"{engine} {seconds * 1000:.0f} ms" for engine, seconds in timings.items())
     why = "set by SPACE_ENGINE" if forced else "the fastest here of those that keep float32's labels"
-    return f"Measured on this machine at start-up, the {examples} examples: {measured}. Default: {default} ({why})."
+    work = f"a file of {len(words)} reviews of {min(words)} to {max(words)} words, median of 3 runs"
+    return f"Measured on this machine at start-up ({work}): {measured}. Default: {default} ({why})."
 
 
 def _figure(results: dict, *keys: str) -> float | None:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(SPACE))
 import app
 import batcher
 import engines
+import examples
 import explain
 import files
 import model_files
@@ -183,6 +184,27 @@ def test_start_up_measurement_finds_an_engine_that_changes_labels(
     assert engines.ENGINE_INT8 in timings and engines.ENGINE_FLOAT in tiny_model.same_labels
     assert engines.ENGINE_INT8 not in tiny_model.same_labels
     assert engines.fastest_engine({**timings, engines.ENGINE_INT8: 0.0}, tiny_model.same_labels) != engines.ENGINE_INT8
+
+
+def test_start_up_measurement_times_a_file_of_realistic_lengths(
+    tiny_model: sentiment.SentimentModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default engine is chosen on the work it will serve: a file of reviews spread like IMDb's lengths,
+    long ones read as several windows, not on the six short examples."""
+    timed: list[list[str]] = []
+    real_measure = tiny_model.measure
+
+    def measure(texts: list[str], repeats: int = 3) -> dict[str, float]:
+        timed.append(list(texts))
+        return real_measure(texts, repeats=1)
+
+    monkeypatch.setattr(tiny_model, "measure", measure)
+    demo = app.build_app(tiny_model, replace(Settings(), limits=TEST_LIMITS))
+    (texts,) = timed
+    assert [len(t.split()) for t in texts] == list(examples.TIMING_WORDS)
+    assert len(set(texts)) == len(texts) and tiny_model.predict(texts[-1:])[0].windows > 1
+    radio = next(c for c in demo.config["components"] if c.get("props", {}).get("label") == "Engine")
+    assert "a file of 16 reviews of 53 to 680 words, median of 3 runs" in radio["props"]["info"]
 
 
 def test_page_states_what_this_host_measured(
