@@ -484,6 +484,12 @@ def headline_report(calibration: dict[str, Any]) -> dict[str, Any]:
     return calibration["test_windowed" if calibration.get("test_windowed") else "test"]
 
 
+def published_scores(calibration: dict[str, Any]) -> dict[str, float | None]:
+    """ECE and NLL of the headline scores the model returns: after the temperature if one was folded in."""
+    report, side = headline_report(calibration), "after" if calibration_applied(calibration) else "before"
+    return {"ece": report.get(f"ece_{side}"), "nll": report.get(f"nll_{side}")}
+
+
 def sentence(text: str | None) -> str | None:
     """results.json's one-sentence reasons are written lower-case without a full stop, to be printed as is."""
     if not text:
@@ -562,16 +568,15 @@ def extra_eval_rows(results: dict[str, Any], errors: ErrorAnalysis | None) -> li
         return []
     test, calibration = results["metrics"]["test"], results.get("calibration")
     words = results["dataset"].get("length", {}).get("test", {}).get("words", {}).get("mean")
-    # The published scores' ECE and NLL: "after" is the temperature folded in (1.0 when none was).
-    published = headline_report(calibration) if calibration else {}
+    published = published_scores(calibration) if calibration else {}
     rows = [
         [
             "**IMDb test** (for comparison)",
             "the IMDb test split of the tables above",
             fmt(test.get("num_examples")),
             fmt(words, 1),
-            *(fmt(v) for v in (test["accuracy"], test["f1"], published.get("ece_after"))),
-            fmt(published.get("nll_after"), 3),
+            *(fmt(v) for v in (test["accuracy"], test["f1"], published.get("ece"))),
+            fmt(published.get("nll"), 3),
             fmt(errors.mean_confidence if errors else None),
         ]
     ]

@@ -332,13 +332,22 @@ def test_ctrl_c_names_resume_only_for_the_command_that_has_it(
 
 NEW_KEYS = ("applied", "fitted_temperature", "check", "reason")
 BEFORE_AFTER = ("ece_before", "ece_after", "nll_before", "nll_after")
+REPORTS = ("test", "test_windowed", "validation")
 TWO_PANELS_WIDER_THAN = 650  # pixels: the one-panel diagram is about 460 wide, the two-panel one about 840
+
+
+def raw_side_only(report: dict) -> dict:
+    """A report whose "after" side is unusable: a card reading it for unapplied scores shows 0.999, or fails."""
+    raw = {k: v for k, v in report.items() if k != "reliability_after"}
+    return {**raw, "ece_after": 0.999, "nll_after": 9.999}
 
 
 def decided(calibration: dict, applied: bool) -> dict:
     """The run's calibration record as the training command writes it since the held-out check (fixture)."""
     before, after = (0.312, 0.298) if applied else (0.312, 0.318)
     verdict = "lowered" if applied else "did not lower"
+    if not applied:  # nothing folded in: the card may show the raw side only
+        calibration = {k: raw_side_only(v) if k in REPORTS and v else v for k, v in calibration.items()}
     return {
         **calibration,
         "applied": applied,
@@ -522,20 +531,22 @@ def test_the_runs_own_behaviour_suite_is_in_its_card(card: ModelCard, results: d
 def test_beyond_imdb_section_and_model_index_follow_extra_eval(
     run_dir: Path, results: dict, tmp_path: Path
 ) -> None:
-    card = rebuild(run_dir, tmp_path, extra_eval=EXTRA_EVAL, behaviour=None)
+    # Not calibrated, with an unusable "after" side: the IMDb row must show the published (raw) scores.
+    calibration = decided(results["calibration"], applied=False)
+    card = rebuild(run_dir, tmp_path, extra_eval=EXTRA_EVAL, behaviour=None, calibration=calibration)
     text = " ".join(card.text.split())
     assert "## Beyond IMDb" in card.text and "## Behaviour suite" not in card.text
     assert "These sets were only measured: the model was never trained on them" in text
     assert "choosing the checkpoint or in fitting the calibration temperature" in text
     rows = tables(card.text)["Set"]
     test, words = results["metrics"]["test"], results["dataset"]["length"]["test"]["words"]["mean"]
-    report = results["calibration"]["test_windowed"]
+    report = calibration["test_windowed"]
     predictions = pd.read_csv(run_dir / "test_predictions.csv")
     assert rows[0] == [
         "**IMDb test** (for comparison)", "the IMDb test split of the tables above",
         fmt(test["num_examples"]), fmt(words, 1), fmt(test["accuracy"]), fmt(test["f1"]),
-        fmt(report["ece_after"]),
-        fmt(report["nll_after"], 3), fmt(float(predictions["confidence"].mean())),
+        fmt(report["ece_before"]),
+        fmt(report["nll_before"], 3), fmt(float(predictions["confidence"].mean())),
     ]  # fmt: skip
     assert rows[1:] == [
         ["amazon-books", r"amazon\_books.csv (2 unlabelled rows skipped)", "300", "80.5", "0.8500", "0.8421",
