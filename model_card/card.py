@@ -46,6 +46,14 @@ SOFTWARE = ("python", "torch", "transformers", "peft", "accelerate", "datasets")
 # Tags that make the Hub list the model for transformers.js and ONNX users; only true when onnx/ is published.
 ONNX_TAGS = ["onnx", "transformers.js"]
 WIDGET_DIGITS = 4
+# The calibration table's columns (report key: header), with a temperature applied and without one.
+CALIBRATION_COLUMNS = {
+    "ece_before": "ECE before",
+    "ece_after": "ECE after",
+    "nll_before": "NLL before",
+    "nll_after": "NLL after",
+}
+RAW_COLUMNS = {"ece_before": "ECE", "nll_before": "NLL"}
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -540,7 +548,7 @@ def calibration_view(calibration: dict[str, Any] | None) -> CalibrationView | No
            if str(calibration.get("fitted_on")).startswith("validation") else ""),
     }  # fmt: skip
     # Not applied: the published scores are the raw ones, the "before" side of each report.
-    keys = ("ece_before", "ece_after", "nll_before", "nll_after") if applied else ("ece_before", "nll_before")
+    columns = CALIBRATION_COLUMNS if applied else RAW_COLUMNS
     return CalibrationView(
         applied=applied,
         temperature=calibration["temperature"],
@@ -550,11 +558,9 @@ def calibration_view(calibration: dict[str, Any] | None) -> CalibrationView | No
         reason=sentence(calibration.get("reason")),
         bins=calibration.get("bins"),
         windowed=windowed,
-        headers=["Scores", *(f"{m} {side}" for m in ("ECE", "NLL") for side in ("before", "after"))]
-        if applied
-        else ["Scores", "ECE", "NLL"],
+        headers=["Scores", *columns.values()],
         rows=[
-            [label, *(fmt(calibration[key].get(k)) for k in keys)]
+            [label, *(fmt(calibration[key].get(k)) for k in columns)]
             for key, label in labels.items()
             if calibration.get(key)
         ],
