@@ -37,7 +37,7 @@ METRIC_NAMES = {
     "recall": "Recall",
     "roc_auc": "ROC AUC",
 }
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "calibration", "test")  # calibration: only with --calibration_size
 # A review of the usage snippets: short enough for pipeline, read as one window by the windowed snippet.
 SNIPPET_TEXT = "A moving, beautifully shot film with a superb cast."
 # train's --window_stride default, for a results.json that predates recording it.

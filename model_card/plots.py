@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 LABELS = ("NEGATIVE", "POSITIVE")
 COLORS = {"NEGATIVE": "#d1495b", "POSITIVE": "#00798c"}
 DPI = 100
-SPLIT_ORDER = ("train", "validation", "test")
+SPLIT_ORDER = ("train", "validation", "calibration", "test")
 
 CONFUSION_MATRIX = "confusion_matrix.png"
 TRAINING_CURVES = "training_curves.png"
