@@ -444,17 +444,20 @@ def test_results_json_from_before_the_check_reads_as_calibrated(
 
 
 def test_committed_runs_still_render(tmp_path: Path) -> None:
-    """The results/ folders (no model, predictions or extra sets): each card builds, calibrated as it was."""
+    """The results/ folders (no model or predictions): each card builds, calibrated as it was, with the Beyond IMDb
+    and Behaviour suite sections exactly where its results.json has them."""
     for results_file in sorted((ROOT / "results").glob("*/results.json")):
         run = tmp_path / results_file.parent.name
         run.mkdir()
         shutil.copy(results_file, run)
         card = ModelCard.load(build_card(run, repo_id=REPO_ID))
-        calibration = json.loads(results_file.read_text()).get("calibration")
+        results = json.loads(results_file.read_text())
+        calibration = results.get("calibration")
         assert ("### Calibration" in card.text) is bool(calibration)
         if calibration:
             assert_calibration_section(card, calibration)
-        assert "## Beyond IMDb" not in card.text and "## Behaviour suite" not in card.text
+        assert ("## Beyond IMDb" in card.text) is bool(results.get("extra_eval"))
+        assert ("## Behaviour suite" in card.text) is bool(results.get("behaviour"))
         assert card.data.get("widget") is None  # no weights to score the examples with
 
 
