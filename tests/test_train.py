@@ -144,8 +144,11 @@ def test_resume_after_interrupted_run(tiny_model_dir: Path, tmp_path: Path) -> N
         "--early_stopping_patience",
         "0",
     )
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an ignored
+    # SIGINT ignored: the child gets the default back, so Ctrl-C reaches it however the tests were launched.
     proc = subprocess.Popen(
-        [PY, "-m", "train", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [PY, "-m", "train", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while (
