@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 # The CPU wheel keeps the install small; on a GPU machine use `make venv TORCH=torch` for the CUDA build.
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
-# The full-scale CPU model: cpu-384 (93% recipe, about 40 min of training) or cpu (about 22 min).
+# The full-scale CPU model: cpu-384 (93% recipe; 24 or 46 min of training on the same AMD EPYC model on two runs of
+# 2026-12-05, bench/NOTES.md) or cpu (about 22 min).
 CPU_PRESET ?= cpu-384
 CPU_DIR ?= runs/minilm-imdb-$(CPU_PRESET)
 IMDB_DIR ?= ../shared/data/imdb
