@@ -32,20 +32,35 @@ SHAPES = {
 }
 
 
-def build_random_model(out_dir: Path, shape: str, seed: int = 0, initializer_range: float = 0.02) -> Path:
-    """Build, initialise with `seed` and save a SHAPES classifier (NEGATIVE/POSITIVE) to `out_dir`."""
+BINARY = ("NEGATIVE", "POSITIVE")
+
+
+def head_config(labels: tuple[str, ...] | None) -> dict:
+    """config.json's task keys: classes named `labels` (default NEGATIVE/POSITIVE), or a 1-10 rating for None.
+
+    A rating model is the project's regression contract: one output, problem_type "regression", the
+    rating range and the midpoint between negative and positive in config.json.
+    """
+    if labels is None:
+        return {"num_labels": 1, "id2label": {0: "RATING"}, "label2id": {"RATING": 0}, "problem_type": "regression",
+                "rating_range": [1.0, 10.0], "rating_midpoint": 5.5}  # fmt: skip
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)}}  # fmt: skip
+
+
+def build_random_model(
+    out_dir: Path, shape: str, seed: int = 0, initializer_range: float = 0.02,
+    labels: tuple[str, ...] | None = BINARY,
+) -> Path:  # fmt: skip
+    """Build, initialise with `seed` and save a SHAPES model to `out_dir`: a classifier over `labels`, or a rating
+    model (labels=None)."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
     model_type, sizes = SHAPES[shape]
     config = AutoConfig.for_model(
-        model_type,
-        num_labels=2,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        initializer_range=initializer_range,
-        **sizes,
+        model_type, initializer_range=initializer_range, **head_config(labels), **sizes
     )
     AutoModelForSequenceClassification.from_config(config).save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(FIXTURE_TOKENIZER).save_pretrained(out_dir)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from local_hub import local_hub  # noqa: F401  (the fixture, for every test module)
 
-from bench.random_models import build_random_model
+from bench.random_models import BINARY, build_random_model
 
 pytest_plugins = ["space_fixtures"]  # the launched Space, for every Space test module
 
@@ -36,12 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
-    """Save a 2-layer, 32-wide DistilBERT classifier with the real uncased tokenizer to `out_dir`.
+def build_tiny_model(
+    out_dir: Path, seed: int = 0, initializer_range: float = 0.02, labels: tuple[str, ...] | None = BINARY
+) -> Path:
+    """Save a 2-layer, 32-wide DistilBERT with the real uncased tokenizer to `out_dir`: a classifier over
+    `labels` (NEGATIVE/POSITIVE unless told), or a 1-10 rating model for labels=None.
 
     A large `initializer_range` gives a random model whose scores differ from review to review.
     """
-    return build_random_model(out_dir, "tiny-distilbert", seed, initializer_range)
+    return build_random_model(out_dir, "tiny-distilbert", seed, initializer_range, labels)
 
 
 def tiny_args(model: Path, out: Path, *extra: str) -> list[str]:
