@@ -1,5 +1,8 @@
 """Gradio Space: classify movie reviews as positive or negative, one at a time or a whole file.
 
+The same Space serves a model of any classes (every class's probability) or a rating model (the rating
+itself), as the model's config.json says (task.py).
+
     MODEL_ID=<Hub repo id or local folder> python app.py
 
 serves the UI, the API (`/predict`, `/predict_batch`, `/predict_file`, `/explain`) and the same
@@ -29,18 +32,35 @@ from model_files import read_results
 from sentiment import SentimentModel
 from service import SpaceService
 from settings import Settings
+from task import KIND_BINARY, Task
 from views import (
-    HIGHLIGHT_COLORS,
+    HISTOGRAM_AXES,
     PREVIEW_ROWS,
     api_help,
     engine_note,
     file_view,
+    highlight_style,
     prediction_view,
     short_text_note,
 )
 
 
-def _review_tab(limits: Limits) -> SimpleNamespace:
+def page_intro(model_id: str, task: Task) -> str:
+    """The page's heading and first line: what the model answers about a review."""
+    if task.is_rating:
+        scale = f", on a {task.scale()} scale" if task.rating_range else ""
+        question = f"How would a movie review rate{scale}?"
+    elif task.kind == KIND_BINARY:
+        question = "Is a movie review positive or negative?"
+    else:
+        question = f"Is a movie review {task.answer_words()}?"
+    return (
+        f"# Movie review sentiment\n{question} Model: `{model_id}`. "
+        "Type a review, or upload a file of them."
+    )
+
+
+def _review_tab(limits: Limits, task: Task) -> SimpleNamespace:
     """The typed-review tab's components (created inside the caller's gr.Tab)."""
     with gr.Row():
         with gr.Column(scale=3):
@@ -53,7 +73,8 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
             )
             classify = gr.Button("Classify", variant="primary")
         with gr.Column(scale=2):
-            label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+            # Every class's probability is listed (a rating model's value is shown as text).
+            label = gr.Label(num_top_classes=len(task.labels), label="Prediction", elem_id="prediction")
             note = gr.Markdown(elem_id="prediction-note")
     examples = gr.Examples(
         examples=[[text] for _, text in EXAMPLES],
@@ -61,9 +82,10 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
         example_labels=[name for name, _ in EXAMPLES],
         label="Examples",
     )
+    why_label, why_colors = highlight_style(task)
     highlights = gr.HighlightedText(
-        label="Why: spans that pushed the prediction (green: towards positive, red: towards negative)",
-        color_map=HIGHLIGHT_COLORS,
+        label=why_label,
+        color_map=why_colors,
         show_legend=True,
         show_inline_category=False,
         elem_id="why",
@@ -75,7 +97,7 @@ def _review_tab(limits: Limits) -> SimpleNamespace:
                            highlights=highlights, why=why, result=result)  # fmt: skip
 
 
-def _file_tab(limits: Limits, retention_minutes: float) -> SimpleNamespace:
+def _file_tab(limits: Limits, retention_minutes: float, task: Task) -> SimpleNamespace:
     """The file-upload tab's components (created inside the caller's gr.Tab)."""
     gr.Markdown(
         "Upload `.txt` (one review per line), `.csv` / `.tsv` (comma, semicolon, tab or `|`; the text "
@@ -98,11 +120,10 @@ def _file_tab(limits: Limits, retention_minutes: float) -> SimpleNamespace:
             classify_file = gr.Button("Classify file", variant="primary")
     file_summary = gr.Markdown(elem_id="file-summary")
     with gr.Row():
-        histogram = gr.BarPlot(
-            x="P(positive)", y="reviews", title="Scores: P(positive) per review", sort="x", height=260
-        )
+        axis, title = HISTOGRAM_AXES[task.kind]
+        histogram = gr.BarPlot(x=axis, y="reviews", title=title, sort="x", height=260)
         download = gr.File(
-            label="Results CSV: every row with its label and score",
+            label=f"Results CSV: every row with its {'rating' if task.is_rating else 'label and score'}",
             interactive=False,
             elem_id="download",
         )
@@ -162,8 +183,10 @@ def _wire_events(service: SpaceService, model: SentimentModel, engine: gr.Radio,
         concurrency_limit=2,
         show_progress_on=[f.file_summary],
     )
+    # The model's kind bound in, under file_view's own name (the private endpoint's name in the config).
+    file_results = functools.update_wrapper(functools.partial(file_view, kind=model.task.kind), file_view)
     classified.success(
-        file_view,
+        file_results,
         [f.download, f.summary],
         [f.preview, f.file_summary, f.histogram],
         queue=False,
@@ -185,10 +208,7 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
     engine_choices = [(ENGINE_LABELS.get(e, e), e) for e in model.engines]
 
     with gr.Blocks(title="Movie review sentiment", delete_cache=schedule) as demo:
-        gr.Markdown(
-            f"# Movie review sentiment\nIs a movie review positive or negative? Model: `{model.model_id}`. "
-            "Type a review, or upload a file of them."
-        )
+        gr.Markdown(page_intro(model.model_id, model.task))
         engine = gr.Radio(
             engine_choices,
             value=default_engine,
@@ -196,11 +216,11 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
             info=engine_note(timings, default_engine, bool(forced), TIMING_WORDS),
         )
         with gr.Tab("Review"):
-            typed = _review_tab(limits)
+            typed = _review_tab(limits, model.task)
         with gr.Tab("File upload"):
-            files_tab = _file_tab(limits, settings.retention_minutes)
+            files_tab = _file_tab(limits, settings.retention_minutes, model.task)
         with gr.Tab("API"):
-            gr.Markdown(api_help(limits, list(model.engines)))
+            gr.Markdown(api_help(limits, list(model.engines), model.task))
         _wire_events(service, model, engine, typed, files_tab)
 
     return demo.queue(max_size=64, default_concurrency_limit=2)

@@ -29,7 +29,7 @@ class Batcher:
 
     Requests that arrive while the model is busy are taken together as the next call, so
     concurrent users share it without anyone waiting on a timer; inside it, short windows are
-    batched (see `SentimentModel._window_probabilities`). Requests are validated before they are
+    batched (see `SentimentModel._window_outputs`). Requests are validated before they are
     queued, so a bad one never reaches a shared call (with gradio's `batch=True` validation happens
     inside the batch, where one exception fails every request in it). One thread also means the
     model's intra-op threads own the CPU instead of competing with each other.

@@ -22,6 +22,7 @@ from pathlib import Path
 import charset_normalizer
 import numpy as np
 import pandas as pd
+from task import KIND_BINARY, Task
 
 SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".xlsx")
 # Byte-order marks and their codecs, longest first (UTF-32 LE's mark starts with UTF-16 LE's).
@@ -55,6 +56,8 @@ TEXT_COLUMN_NAMES = (
 )
 # Columns the results add; an uploaded column with the same name is kept under an `input_` prefix.
 RESULT_COLUMNS = ("predicted_label", "score", "windows")
+# ... for a rating model: the rating, its side of the midpoint (where config.json has one), windows.
+RATING_COLUMNS = ("rating", "side", "windows")
 HISTOGRAM_BINS = 10
 
 # A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
@@ -296,12 +299,18 @@ def neutralise_formula(value: object) -> object:
 
 
 def results_frame(
-    table: ReviewTable, predictions: Sequence[dict[str, object] | None], labels: Sequence[str]
+    table: ReviewTable,
+    predictions: Sequence[dict[str, object] | None],
+    labels: Sequence[str],
+    task: Task | None = None,
 ) -> pd.DataFrame:
-    """Every uploaded row with its predicted label, score and class probabilities.
+    """Every uploaded row with its predicted label, score and one probability column per class (for a
+    rating model: its rating and side of the midpoint, `rating_frame`).
 
     Rows without text keep their place with empty results, so the output lines up with the input.
     """
+    if task is not None and task.is_rating:
+        return rating_frame(table, predictions, task)
     frame = table.frame.copy()
     added = [*RESULT_COLUMNS, *(f"prob_{label}" for label in labels)]
     frame = frame.rename(columns={c: f"input_{c}" for c in frame.columns if c in added})
@@ -312,6 +321,21 @@ def results_frame(
     for label in labels:
         frame[f"prob_{label}"] = [r["probabilities"].get(label, np.nan) for r in rows]  # type: ignore[union-attr]
     frame["windows"] = [r["windows"] for r in rows]
+    return frame
+
+
+def rating_frame(
+    table: ReviewTable, predictions: Sequence[dict[str, object] | None], task: Task
+) -> pd.DataFrame:
+    """Every uploaded row with its rating, its side of the midpoint (a column only where the model has a
+    midpoint) and its windows; rows without text get an empty rating."""
+    frame = table.frame.copy()
+    added = tuple(c for c in RATING_COLUMNS if c != "side" or task.rating_midpoint is not None)
+    frame = frame.rename(columns={c: f"input_{c}" for c in frame.columns if c in added})
+    empty = {"rating": np.nan, "side": "", "windows": 0}
+    rows = [p if p is not None else empty for p in predictions]
+    for column in added:
+        frame[column] = [(r[column] or "") if column == "side" else r[column] for r in rows]
     return frame
 
 
@@ -326,22 +350,61 @@ def write_results_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def summarize(frame: pd.DataFrame, labels: Sequence[str], positive_label: str) -> dict[str, object]:
-    """Counts per label, share positive and a histogram of P(positive) over the classified rows."""
+def summarize(
+    frame: pd.DataFrame, labels: Sequence[str], positive_label: str, task: Task | None = None
+) -> dict[str, object]:
+    """Counts per label, share positive and a histogram of P(positive) over the classified rows.
+
+    For more than two classes: counts and shares per class, and a histogram of the predicted class's
+    probability; for a rating model `rating_summary`.
+    """
+    if task is not None and task.is_rating:
+        return rating_summary(frame, task)
     classified = frame[frame["predicted_label"] != ""]
     counts = {label: int((classified["predicted_label"] == label).sum()) for label in labels}
-    p_positive = classified[f"prob_{positive_label}"].to_numpy(dtype=float)
-    hist, edges = np.histogram(p_positive, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    binary = task is None or task.kind == KIND_BINARY
+    column = f"prob_{positive_label}" if binary else "score"
+    scores = classified[column].to_numpy(dtype=float)
+    hist, edges = np.histogram(scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     n = len(classified)
+    shares = {"share_positive": float(counts[positive_label] / n) if n else 0.0} if binary else {
+        "shares": {label: float(count / n) if n else 0.0 for label, count in counts.items()}}  # fmt: skip
     return {
         "rows": len(frame),
         "classified": int(n),
         "empty_rows": int(len(frame) - n),
         "counts": counts,
-        "share_positive": float(counts[positive_label] / n) if n else 0.0,
+        **shares,
         "split_into_windows": int((classified["windows"] > 1).sum()),
         "histogram": {
-            "probability_of": positive_label,
+            "probability_of": positive_label if binary else "predicted label",
+            "edges": [round(float(e), 2) for e in edges],
+            "counts": [int(c) for c in hist],
+        },
+    }
+
+
+def rating_summary(frame: pd.DataFrame, task: Task) -> dict[str, object]:
+    """For a rating model: the mean rating, counts per side of the midpoint (where there is one) and a
+    histogram of the ratings over the model's range (a rating outside it counts in the end bin)."""
+    classified = frame[frame["rating"].notna()]
+    ratings = classified["rating"].to_numpy(dtype=float)
+    n = len(classified)
+    low, high = task.rating_range or ((float(ratings.min()), float(ratings.max())) if n else (0.0, 1.0))
+    hist, edges = np.histogram(np.clip(ratings, low, high), bins=HISTOGRAM_BINS, range=(low, high))
+    sides = {}
+    if task.rating_midpoint is not None:
+        counts = {side: int((classified["side"] == side).sum()) for side in ("negative", "positive")}
+        sides = {"counts": counts, "share_positive": float(counts["positive"] / n) if n else 0.0}
+    return {
+        "rows": len(frame),
+        "classified": int(n),
+        "empty_rows": int(len(frame) - n),
+        "mean_rating": float(ratings.mean()) if n else None,
+        **sides,
+        "split_into_windows": int((classified["windows"] > 1).sum()),
+        "histogram": {
+            "of": "rating",
             "edges": [round(float(e), 2) for e in edges],
             "counts": [int(c) for c in hist],
         },

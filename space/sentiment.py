@@ -18,25 +18,48 @@ import torch
 from engines import ENGINE_FLOAT, PER_WINDOW_ENGINES, build_engines, default_engines
 from examples import EXAMPLES
 from ort_cpu import LogitsFn
+from task import Task
 from transformers import pipeline
 from windows import WINDOW_OVERLAP, clean_text, cut_windows, model_max_length
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One review's result; `windows` > 1 means the review was longer than the model reads at once."""
+    """One review's result; `windows` > 1 means the review was longer than the model reads at once.
+
+    For a rating model (`task` a rating) `score` is the rating itself, `label` the model's one output name
+    (as `pipeline` answers) and there are no probabilities.
+    """
 
     label: str
     score: float
     probabilities: dict[str, float]
     windows: int
     tokens: int
+    task: Task | None = None
+
+    @property
+    def rating(self) -> float | None:
+        return self.score if self.task is not None and self.task.is_rating else None
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON of /predict: label, score, every class's probability; for a rating model the rating, its
+        scale (`range`, `midpoint`) and which `side` of the midpoint it falls on, instead of probabilities."""
+        if self.task is None or not self.task.is_rating:
+            return {
+                "label": self.label,
+                "score": self.score,
+                "probabilities": dict(self.probabilities),
+                "windows": self.windows,
+                "tokens": self.tokens,
+            }
         return {
             "label": self.label,
             "score": self.score,
-            "probabilities": dict(self.probabilities),
+            "rating": self.score,
+            "range": list(self.task.rating_range) if self.task.rating_range else None,
+            "midpoint": self.task.rating_midpoint,
+            "side": self.task.side(self.score),
             "windows": self.windows,
             "tokens": self.tokens,
         }
@@ -75,6 +98,7 @@ class SentimentModel:
         self.model_id = model_id
         self.tokenizer = pipe.tokenizer
         self.labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        self.task = Task.from_config(model.config)
         self.positive_index = positive_index(model.config.id2label)
         self.max_length = model_max_length(self.tokenizer, model.config)
         self.num_special = self.tokenizer.num_special_tokens_to_add()
@@ -97,20 +121,22 @@ class SentimentModel:
         Which engine is fastest depends on the CPU (bf16 units, int8 instructions, core count) and on the
         work (batched windows of many lengths), so the Space times the work it serves, a file of reviews of
         realistic lengths (`examples.timing_reviews`), instead of assuming a speed-up seen elsewhere. The
-        first call allocates and picks kernels, so it is left out; its labels are compared with float32's
-        (`same_labels`).
+        first call allocates and picks kernels, so it is left out; its labels (a rating model's values, within
+        `Task.rating_tolerance`) are compared with float32's (`same_labels`).
         """
-        self.timings, labels = {}, {}
+        self.timings, answers = {}, {}
         for engine in self.engines:
-            labels[engine] = [p.label for p in self.predict(texts, engine)]
+            answers[engine] = self.predict(texts, engine)
             seconds = []
             for _ in range(repeats):
                 started = time.perf_counter()
                 self.predict(texts, engine)
                 seconds.append(time.perf_counter() - started)
             self.timings[engine] = float(np.median(seconds))
-        reference = labels.get(ENGINE_FLOAT)
-        self.same_labels = {e for e, found in labels.items() if reference is None or found == reference}
+        reference = answers.get(ENGINE_FLOAT)
+        self.same_labels = {
+            e for e, found in answers.items() if reference is None or self.task.same_answers(reference, found)
+        }
         return self.timings
 
     def windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
@@ -144,8 +170,8 @@ class SentimentModel:
             start += size
         return batches
 
-    def _window_probabilities(self, windows: list[list[int]], engine: str) -> np.ndarray:
-        """Softmax probabilities for each window.
+    def _window_outputs(self, windows: list[list[int]], engine: str) -> np.ndarray:
+        """Softmax probabilities for each window; a rating model's values as they come (never a softmax).
 
         A per-window engine's calls are spread over one single-threaded worker per core: on small
         one-window calls that keeps both cores busier than one call using both (bench/space_speed.py);
@@ -161,20 +187,23 @@ class SentimentModel:
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float64)
         for (batch, _, _), logits in zip(batches, all_logits):
             logits = logits.astype(np.float64)
+            if self.task.is_rating:
+                probs[batch] = logits
+                continue
             logits -= logits.max(axis=1, keepdims=True)
             exp = np.exp(logits)
             probs[batch] = exp / exp.sum(axis=1, keepdims=True)
         return probs
 
     def predict(self, texts: Sequence[str], engine: str = ENGINE_FLOAT) -> list[Prediction]:
-        """Classify `texts`; a long review's probabilities are the mean of its windows'.
+        """Classify `texts`; a long review's probabilities (a rating model's values) are its windows' mean.
 
         A plain mean, as the training command's `--eval_windows` evaluation computes it.
         """
         if not texts:
             return []
         windows, owner = self.windows([clean_text(t) for t in texts])
-        probs = self._window_probabilities(windows, engine)
+        probs = self._window_outputs(windows, engine)
         totals = np.zeros((len(texts), len(self.labels)))
         counts = np.zeros(len(texts), dtype=np.int64)
         tokens = np.zeros(len(texts), dtype=np.int64)
@@ -186,14 +215,13 @@ class SentimentModel:
         results = []
         for i in range(len(texts)):
             p = totals[i] / counts[i]
-            best = int(p.argmax())
+            if self.task.is_rating:
+                answer = {"label": self.labels[0], "score": float(p[0]), "probabilities": {}}
+            else:
+                best = int(p.argmax())
+                answer = {"label": self.labels[best], "score": float(p[best]),
+                          "probabilities": {name: float(v) for name, v in zip(self.labels, p)}}  # fmt: skip
             results.append(
-                Prediction(
-                    label=self.labels[best],
-                    score=float(p[best]),
-                    probabilities={name: float(v) for name, v in zip(self.labels, p)},
-                    windows=int(counts[i]),
-                    tokens=int(tokens[i]),
-                )
+                Prediction(**answer, windows=int(counts[i]), tokens=int(tokens[i]), task=self.task)  # type: ignore[arg-type]
             )
         return results

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -20,6 +22,7 @@ from files import (
 )
 from retention import ResultsFolders
 from sentiment import SentimentModel
+from task import Task
 from views import render_explanation
 
 # Characters of review text per model call while classifying a file (about half a second of
@@ -37,8 +40,94 @@ JSON_KINDS = {
 }
 
 
+# The API descriptions of /predict and /predict_batch (and of their MCP tools), written for the served
+# model by `endpoint_docs`: this project's two-class models get exactly the words they always had.
+PREDICT_DOC = """{verb} one English movie review{as_what}.
+
+Reviews longer than the model reads at once are read whole, in overlapping windows whose
+{averaged} are averaged. Also an MCP tool: this text is its description.
+
+Args:
+    text: the review, plain text (HTML line breaks allowed), at most the Space's character limit.
+    engine: "float" (the model as trained), "bf16" or "int8"; empty for the Space's default.
+
+Returns:
+    {returns} An empty or too long review
+    gets an error saying so.
+"""
+PREDICT_BATCH_DOC = """{verb} several English movie reviews at once, each{as_what}.
+
+Args:
+    texts: the reviews, a non-empty list of strings (at most the Space's per-file review limit).
+    engine: "float", "bf16" or "int8"; empty for the Space's default.
+
+Returns:
+    One result per review, in the order given, each as the single-review {tool} returns it
+    ({fields}).
+"""
+CLASS_RETURNS = """{{"label": {labels}, "score": the label's probability, "probabilities":
+    {{label: probability}}{every}, "windows": how many windows the review was read in, "tokens": its
+    length in tokens, "engine": the engine that classified it}}."""
+
+
+def rating_returns(task: Task) -> str:
+    """The Returns text of a rating model's /predict, with its own range and midpoint."""
+    name, scale, midpoint = task.labels[0], task.rating_range, task.rating_midpoint
+    value = "the model's value" + (f", on its {task.scale()} scale" if scale else "")
+    where = (f'"range": [{scale[0]:g}, {scale[1]:g}] (the ratings of the training data)' if scale
+             else '"range": null (the model names none)')  # fmt: skip
+    side = (
+        f'"midpoint": {midpoint:g} (between negative and positive ratings), "side": "positive"\n    '
+        f'(at or above {midpoint:g}) or "negative"'
+        if midpoint is not None
+        else '"midpoint": null and "side": null (the model names no midpoint)'
+    )
+    return (
+        f'{{"label": "{name}", "score": the rating, "rating": the rating ({value}, averaged over the\n    '
+        f"windows of a long review), {where},\n    {side}, \"windows\": how many windows the review was\n    "
+        "read in, "
+        '"tokens": its length in tokens, "engine": the engine that rated it}.'
+    )
+
+
+def endpoint_docs(task: Task) -> dict[str, str]:
+    """The descriptions of /predict and /predict_batch for this model: the labels it gives, or its rating."""
+    if task.is_rating:
+        scale = f" on a {task.scale()} scale" if task.rating_range else ""
+        fields = '{"label", "score", "rating", "range", "midpoint", "side", "windows", "tokens", "engine"}'
+        words = {"verb": "Rate", "as_what": scale, "averaged": "ratings", "tool": "rater", "fields": fields,
+                 "returns": rating_returns(task)}  # fmt: skip
+    else:
+        quoted = [f'"{label}"' for label in task.labels]
+        if len(quoted) == 2:
+            labels, every = " or ".join(quoted[::-1]), ""
+        else:
+            labels, every = "the most probable of " + ", ".join(quoted), " for every class, summing to 1"
+        fields = '{"label", "score", "probabilities", "windows", "tokens", "engine"}'
+        words = {"verb": "Classify", "as_what": f" as {task.answer_words()}", "averaged": "probabilities",
+                 "tool": "classifier", "fields": fields,
+                 "returns": CLASS_RETURNS.format(labels=labels, every=every)}  # fmt: skip
+    return {"predict": PREDICT_DOC.format(**words), "predict_batch": PREDICT_BATCH_DOC.format(**words)}
+
+
+def documented(method: Callable, doc: str) -> Callable:
+    """`method` with `doc` as its docstring: what Gradio shows as the endpoint's description, and what an
+    MCP client reads as the tool's."""
+
+    @functools.wraps(method)
+    def endpoint(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the signature is `method`'s (functools.wraps)
+        return method(*args, **kwargs)
+
+    endpoint.__doc__ = doc
+    return endpoint
+
+
 class SpaceService:
-    """The handlers behind every endpoint, bound to one loaded model and one batcher."""
+    """The handlers behind every endpoint, bound to one loaded model and one batcher.
+
+    `predict` and `predict_batch` are described for the served model (`endpoint_docs`): the class's
+    own docstrings are this project's two-class wording.
+    """
 
     def __init__(
         self, model: SentimentModel, limits: Limits, default_engine: str, results: ResultsFolders
@@ -49,6 +138,9 @@ class SpaceService:
         self.default_engine = default_engine
         self.batcher = Batcher(model)
         self.positive = model.labels[model.positive_index]
+        docs = endpoint_docs(model.task)
+        self.predict = documented(self.predict, docs["predict"])  # type: ignore[method-assign]
+        self.predict_batch = documented(self.predict_batch, docs["predict_batch"])  # type: ignore[method-assign]
 
     def _engine(self, engine: str | None) -> str:
         if not engine:
@@ -142,9 +234,9 @@ class SpaceService:
             done += len(chunk)
             progress((done, total), desc="Classifying", unit="reviews")
         seconds = time.perf_counter() - started
-        frame = results_frame(table, predictions, self.model.labels)
+        frame = results_frame(table, predictions, self.model.labels, self.model.task)
         csv_path = write_results_csv(frame, self.results.new() / f"predictions_{path.stem}.csv")
-        summary = summarize(frame, self.model.labels, self.positive)
+        summary = summarize(frame, self.model.labels, self.positive, self.model.task)
         summary.update(
             text_column=table.text_column,
             encoding=table.encoding,
