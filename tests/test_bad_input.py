@@ -55,15 +55,32 @@ def test_unknown_text_column(tiny_model_dir: Path, tmp_path: Path, reviews: pd.D
     assert_one_sentence(proc, "'review'", "--text_column", out=tmp_path / "out")
 
 
-def test_labels_outside_two_classes(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
-    bad = reviews.assign(label=reviews["label"].map({0: "neg", 1: "neutral"}))
-    data = write_split_files(tmp_path / "data", bad, reviews)
-    assert_one_sentence(
-        run_cli(*base_args(tiny_model_dir, data, tmp_path / "out")),
-        "'neutral'",
-        "two classes",
-        out=tmp_path / "out",
-    )
+def _relabel(reviews: pd.DataFrame, labels: list) -> pd.DataFrame:
+    return reviews.assign(label=[labels[i % len(labels)] for i in range(len(reviews))])
+
+
+LABEL_MISTAKES = {
+    # name: (train labels, test labels, extra flags, words the one sentence must hold)
+    "numbers mixed with names": (["negative", "positive", 3], [0, 1], (), ("mix numbers and names", "'3'")),
+    "a test label the training data lacks": (["neg", "neutral"], ["neg", "positive"], (),
+                                             ("'positive'", "training data")),
+    "fractional class labels": ([0.5, 1.5], [0.5], (), ("--task regression",)),
+    "more than 1,000 classes": (list(range(1001)), [0], (), ("1,001 classes", "--label_column")),
+    "too few --label_names": ([0, 1, 2], [0], ("--label_names", "a", "b"), ("--label_names", "0 to 2")),
+    "a rating that is not a number": ([1, 10, "ten"], [1], ("--task", "regression"), ("'ten'", "not a number")),
+    "a missing rating": ([1.0, 10.0, None], [1], ("--task", "regression"), ("missing", "every row")),
+    "a midpoint outside the ratings": ([1, 10], [1], ("--task", "regression", "--rating_midpoint", "50"),
+                                       ("--rating_midpoint 50", "outside")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mistake", list(LABEL_MISTAKES))
+def test_label_mistakes(mistake: str, tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:
+    train_labels, test_labels, flags, words = LABEL_MISTAKES[mistake]
+    many = pd.concat([reviews] * (1 + len(train_labels) // len(reviews)), ignore_index=True)
+    data = write_split_files(tmp_path / "data", _relabel(many, train_labels), _relabel(reviews, test_labels))
+    proc = run_cli(*base_args(tiny_model_dir, data, tmp_path / "out"), *flags)
+    assert_one_sentence(proc, *words, out=tmp_path / "out")
 
 
 def test_empty_and_single_class_data(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:

@@ -22,9 +22,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.model_selection import StratifiedKFold
 
-from train.metrics import positive_probabilities
+from train.metrics import ECE_BINS, reliability
 
-ECE_BINS = 15
 # log T is searched in this range (T from 0.05 to 20): far wider than calibration ever needs.
 LOG_T_BOUNDS = (-3.0, 3.0)
 
@@ -54,6 +53,7 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray, where: str, seed:
     """
     labels = np.asarray(labels, dtype=int)
     n, counts = len(labels), np.bincount(labels, minlength=2)
+    counts = counts[counts > 0] if (counts > 0).sum() >= 2 else counts  # a class absent from a small split
     fitted = fit_temperature(logits, labels) if n else 1.0
     decision: dict[str, Any] = {"method": "temperature", "fitted_on": where, "num_examples": int(n),
                                 "fitted_temperature": fitted, "bins": ECE_BINS, "check": None}  # fmt: skip
@@ -78,31 +78,6 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray, where: str, seed:
                       "softmax"}  # fmt: skip
 
 
-def reliability(labels: np.ndarray, prob_pos: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list[dict]]:
-    """Expected calibration error and the reliability table, over the predicted label's confidence.
-
-    Equal-width bins on [0, 1] (the confidence of a binary prediction is at least 0.5, so the lower
-    bins stay empty); ECE = sum over bins of (bin share) * |accuracy - mean confidence|.
-    """
-    labels, prob_pos = np.asarray(labels, dtype=int), np.asarray(prob_pos, dtype=np.float64)
-    predicted = (prob_pos >= 0.5).astype(int)
-    confidence = np.where(predicted == 1, prob_pos, 1.0 - prob_pos)
-    correct = (predicted == labels).astype(float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    table, ece = [], 0.0
-    for b in range(bins):
-        members = index == b
-        count = int(members.sum())
-        conf = float(confidence[members].mean()) if count else None
-        acc = float(correct[members].mean()) if count else None
-        if count:
-            ece += count / len(labels) * abs(acc - conf)
-        table.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": count,
-                      "confidence": conf, "accuracy": acc})  # fmt: skip
-    return float(ece), table
-
-
 def report(labels: np.ndarray, before: np.ndarray, after: np.ndarray, logits: np.ndarray | None,
            temperature: float) -> dict[str, Any]:  # fmt: skip
     """ECE (and NLL where there are logits) of the same predictions before and after scaling."""
@@ -113,15 +88,29 @@ def report(labels: np.ndarray, before: np.ndarray, after: np.ndarray, logits: np
         out["nll_before"] = negative_log_likelihood(logits, labels)
         out["nll_after"] = negative_log_likelihood(logits, labels, temperature)
     else:  # windowed scores: a mean of window probabilities, so the NLL of the review's score
-        out["nll_before"] = _binary_nll(labels, before)
-        out["nll_after"] = _binary_nll(labels, after)
+        out["nll_before"] = _score_nll(labels, before)
+        out["nll_after"] = _score_nll(labels, after)
     out["reliability_before"], out["reliability_after"] = table_before, table_after
     return out
 
 
-def _binary_nll(labels: np.ndarray, prob_pos: np.ndarray) -> float:
-    p = np.clip(np.where(np.asarray(labels) == 1, prob_pos, 1.0 - prob_pos), 1e-12, 1.0)
+def _score_nll(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The NLL of P(POSITIVE) scores, or of every class's probability."""
+    labels = np.asarray(labels, dtype=int)
+    if scores.ndim == 2:
+        p = np.clip(scores[np.arange(len(labels)), labels], 1e-12, 1.0)
+    else:
+        p = np.clip(np.where(labels == 1, scores, 1.0 - scores), 1e-12, 1.0)
     return float(-np.log(p).mean())
+
+
+def output_layers(model: torch.nn.Module) -> list[torch.nn.Linear]:
+    """The head's output layer(s): the Linear layers with `num_labels` outputs (two under peft, see below)."""
+    num_labels = model.config.num_labels
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
+    if not heads:
+        raise ValueError(f"no Linear layer with {num_labels} outputs in the model's head")
+    return heads
 
 
 @torch.no_grad()
@@ -132,10 +121,7 @@ def fold_temperature(model: torch.nn.Module, temperature: float) -> int:
     DistilBERT's `classifier`, RoBERTa's `classifier.out_proj`. Under peft the head is wrapped twice
     (the frozen original and the trained copy); both are folded, so the adapter and the merged model agree.
     """
-    num_labels = model.config.num_labels
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
-    if not heads:
-        raise ValueError(f"no Linear layer with {num_labels} outputs to fold the temperature into")
+    heads = output_layers(model)
     for layer in heads:
         layer.weight.div_(temperature)
         if layer.bias is not None:

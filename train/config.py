@@ -169,7 +169,33 @@ class DataArguments:
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the review text."})
     label_column: str = field(
-        default="label", metadata={"help": "Column holding the label: 0/1, neg/pos or negative/positive."}
+        default="label",
+        metadata={
+            "help": "Column holding the label: a class (any names or whole numbers; 0/1, neg/pos and negative/positive "
+            "become NEGATIVE/POSITIVE) or, with --task regression, a number."
+        },
+    )
+    task: str = field(
+        default="classification",
+        metadata={
+            "help": "classification: one class per text, the classes read from the training labels; regression: a "
+            "numeric rating or score per text (one output, mean squared error; pipeline returns the value).",
+            "choices": ["classification", "regression"],
+        },
+    )
+    label_names: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Class names in id order (default: from the data, sorted). With whole-number labels, label i is "
+            "named by the i-th name; with named labels, this fixes the classes' order.",
+        },
+    )
+    rating_midpoint: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "With --task regression: the value between negative and positive ratings (5.5 for IMDb's 1-4 and "
+            "7-10 stars); the run then also reports the two-class accuracy its ratings imply."
+        },
     )
     validation_size: float = field(
         default=0.1,

@@ -10,14 +10,14 @@ import logging
 import re
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 
-from train.config import LABELS, DataArguments
+from train.config import DataArguments
 from train.errors import UserError
+from train.task import CLASSIFICATION, REGRESSION, Task, classes_from, rating_task
 
 # datasets' packaged builders, by file extension.
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
-LABEL_NAMES = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
 BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 logger = logging.getLogger("train.data")
 
@@ -110,37 +110,56 @@ def load_raw(args: DataArguments) -> DatasetDict:
     return DatasetDict(train=loaded["train"], test=loaded["test"])
 
 
-def _label_to_int(value: object) -> int:
-    key = str(value).strip().lower()
-    if key.endswith(".0"):  # integer labels read back as floats from some CSVs
-        key = key[:-2]
-    if key not in LABEL_NAMES:
-        raise UserError(
-            f"label {value!r} is outside the two classes: labels must be 0/1, neg/pos or negative/positive"
-        )
-    return LABEL_NAMES[key]
+def infer_task(ds: Dataset, args: DataArguments) -> Task:
+    """The task the training labels describe (train/task.py), read before any split is cleaned."""
+    check_columns(ds, args, "train")
+    values = ds[args.label_column]
+    if args.task == REGRESSION:
+        return rating_task(values, args.rating_midpoint)
+    feature = ds.features.get(args.label_column)
+    return classes_from(values, args.label_names, feature.names if isinstance(feature, ClassLabel) else None)
 
 
-def normalise(ds: Dataset, args: DataArguments, split: str) -> Dataset:
-    """Keep `text` and an integer `label`, checked, cleaned and typed as a two-name ClassLabel."""
+def read_task(train: Dataset, args: DataArguments) -> Task:
+    """The task of a prepared train split: its ClassLabel's names, or the rating statistics of its labels."""
+    if args.task == REGRESSION:
+        return rating_task(train["label"], args.rating_midpoint)
+    return Task(CLASSIFICATION, tuple(train.features["label"].names))
+
+
+def check_columns(ds: Dataset, args: DataArguments, split: str) -> None:
     for column, flag in ((args.text_column, "--text_column"), (args.label_column, "--label_column")):
         if column not in ds.column_names:
             raise UserError(
                 f"the {split} data has no column {column!r} (it has {', '.join(ds.column_names)}): "
                 f"name the right one with {flag}"
             )
+
+
+def normalise(ds: Dataset, args: DataArguments, split: str, task: Task) -> Dataset:
+    """Keep `text` and `label` (a class id typed as the task's ClassLabel, or a float rating), checked and cleaned."""
+    check_columns(ds, args, split)
     if len(ds) == 0:
         raise UserError(f"the {split} split is empty: check the data files")
     texts = ds[args.text_column]
-    labels = [_label_to_int(v) for v in ds[args.label_column]]
+    labels = task.label_ids(ds[args.label_column], f"{split} split")
     if args.clean_html:
         texts = [BR_TAG.sub(" ", t or "") for t in texts]
     out = Dataset.from_dict({"text": [t or "" for t in texts], "label": labels})
+    if task.regression:
+        return out.cast_column("label", Value("float32"))
     if len(set(labels)) < 2:
         raise UserError(
-            f"the {split} split has only one class ({LABELS[labels[0]]}): both classes are needed"
+            f"the {split} split has only one class ({task.labels[labels[0]]}): "
+            + ("both classes are needed" if task.binary else "at least two classes are needed")
         )
-    return out.cast_column("label", ClassLabel(names=list(LABELS)))
+    return out.cast_column("label", ClassLabel(names=list(task.labels)))
+
+
+def _split(ds: Dataset, seed: int, **size: int | float) -> DatasetDict:
+    """train_test_split, stratified by class where the labels are classes (ratings are split at random)."""
+    stratify = {"stratify_by_column": "label"} if isinstance(ds.features["label"], ClassLabel) else {}
+    return ds.train_test_split(seed=seed, **size, **stratify)
 
 
 def stratified_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
@@ -148,29 +167,24 @@ def stratified_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
         return ds
     if n < 2:
         raise UserError(f"a subset of {n} example(s) cannot hold both classes: ask for at least 2")
-    return ds.train_test_split(train_size=n, stratify_by_column="label", seed=seed)["train"]
+    return _split(ds, seed, train_size=n)["train"]
 
 
 def prepare_splits(args: DataArguments, seed: int) -> DatasetDict:
-    """Clean train/validation(/calibration)/test splits: held out of train, subsets stratified and seeded.
+    """Clean train/validation(/calibration)/test splits: held out of train, subsets stratified (classes) and seeded.
 
     The calibration split (--calibration_size) is held out before the train subset is drawn, so the
     temperature is fitted on reviews that neither trained the model nor chose its checkpoint.
     """
     raw = load_raw(args)
-    train = normalise(raw["train"], args, "train")
-    test = normalise(raw["test"], args, "test")
-    held = train.train_test_split(
-        test_size=validation_count(args.validation_size, len(train)), stratify_by_column="label", seed=seed
-    )
+    task = infer_task(raw["train"], args)
+    train = normalise(raw["train"], args, "train", task)
+    test = normalise(raw["test"], args, "test", task)
+    held = _split(train, seed, test_size=validation_count(args.validation_size, len(train)))
     splits = {"validation": stratified_subset(held["test"], args.max_eval_samples, seed)}
     train = held["train"]
     if args.calibration_size:
-        cal = train.train_test_split(
-            test_size=validation_count(args.calibration_size, len(train), "--calibration_size"),
-            stratify_by_column="label",
-            seed=seed,
-        )
+        cal = _split(train, seed, test_size=validation_count(args.calibration_size, len(train), "--calibration_size"))
         train, splits["calibration"] = cal["train"], cal["test"]
     return DatasetDict(
         train=stratified_subset(train, args.max_train_samples, seed),

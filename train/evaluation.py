@@ -18,7 +18,8 @@ from transformers import PreTrainedTokenizerBase, Trainer
 from train import calibration
 from train.config import ModelArguments
 from train.encoding import encode_splits, encode_windows
-from train.metrics import full_metrics, positive_probabilities
+from train.metrics import positive_probabilities, scores, task_metrics
+from train.task import SENTIMENT, Task
 
 
 class OrderedEvalTrainer(Trainer):
@@ -50,34 +51,37 @@ def predict_logits(trainer: Trainer, ds: Dataset, prefix: str) -> tuple[np.ndarr
 
 
 def evaluate(
-    trainer: Trainer, ds: Dataset, prefix: str, temperature: float = 1.0
+    trainer: Trainer, ds: Dataset, prefix: str, task: Task = SENTIMENT, temperature: float = 1.0
 ) -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
-    """Full metrics (on softmax(logits / temperature)), the logits and the Trainer's speed figures."""
+    """Full metrics (on softmax(logits / temperature), or the ratings), the logits and the Trainer's speeds."""
     logits, speed = predict_logits(trainer, ds, prefix)
-    metrics = full_metrics(np.asarray(ds["label"]), positive_probabilities(logits, temperature))
+    metrics = task_metrics(task, np.asarray(ds["label"]), scores(task, logits, temperature))
     metrics["loss"] = speed.get(f"{prefix}_loss")
     return metrics, logits, speed
 
 
 def evaluate_windows(
-    trainer: Trainer, windows: Dataset, n_reviews: int, temperature: float
+    trainer: Trainer, windows: Dataset, n_reviews: int, task: Task, temperature: float
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Average each review's window probabilities into one prediction, then score the reviews.
+    """Average each review's window probabilities (or ratings) into one prediction, then score the reviews.
 
     Returns the metrics and the review scores with and without the temperature: a calibrated
     windowed score is the mean of its windows' calibrated probabilities.
     """
     window_logits, _ = predict_logits(trainer, windows.remove_columns("review"), "windows")
     review = np.asarray(windows["review"])
+    counts = np.bincount(review, minlength=n_reviews)
 
-    def per_review(window_prob: np.ndarray) -> np.ndarray:
-        return np.bincount(review, weights=window_prob, minlength=n_reviews) / np.bincount(review)
+    def per_review(window_scores: np.ndarray) -> np.ndarray:
+        sums = np.zeros((n_reviews, *window_scores.shape[1:]))
+        np.add.at(sums, review, window_scores)
+        return sums / counts.reshape(-1, *[1] * (window_scores.ndim - 1))
 
-    calibrated = per_review(positive_probabilities(window_logits, temperature))
-    uncalibrated = per_review(positive_probabilities(window_logits))
-    labels = np.zeros(n_reviews, dtype=int)
+    calibrated = per_review(scores(task, window_logits, temperature))
+    uncalibrated = per_review(scores(task, window_logits))
+    labels = np.zeros(n_reviews, dtype=np.asarray(windows["label"]).dtype)
     labels[review] = np.asarray(windows["label"])
-    metrics = full_metrics(labels, calibrated)
+    metrics = task_metrics(task, labels, calibrated)
     metrics["windows"] = len(windows)
     return metrics, calibrated, uncalibrated
 
@@ -88,27 +92,29 @@ def evaluate_test(
     raw: Dataset,
     tokenizer: PreTrainedTokenizerBase,
     model: ModelArguments,
+    task: Task = SENTIMENT,
     temperature: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, np.ndarray, dict[str, float], dict[str, Any]]:
-    """Test metrics, the truncated metrics when windows were scored too, probabilities, speeds, calibration.
+    """Test metrics, the truncated metrics when windows were scored too, scores, speeds, calibration.
 
     The calibration reports compare the same predictions before and after the temperature: `test`
-    (cut as in training) and, with windows, `test_windowed`.
+    (cut as in training) and, with windows, `test_windowed`. A rating model has none.
     """
-    test, logits, speed = evaluate(trainer, encoded, "test", temperature)
+    test, logits, speed = evaluate(trainer, encoded, "test", task, temperature)
     labels = np.asarray(encoded["label"])
-    prob_positive = positive_probabilities(logits, temperature)
-    reports = {"test": calibration.report(labels, positive_probabilities(logits), prob_positive, logits,
-                                          temperature)}  # fmt: skip
+    scored = scores(task, logits, temperature)
+    reports = {} if task.regression else {
+        "test": calibration.report(labels, scores(task, logits), scored, logits, temperature)
+    }  # fmt: skip
     timings = {
         "test_runtime_s": speed["test_runtime"],
         "test_samples_per_second": speed["test_samples_per_second"],
     }
     if not model.eval_windows:
-        return test, None, prob_positive, timings, reports
+        return test, None, scored, timings, reports
     truncated, started = test, time.time()
     windows = encode_windows(raw, tokenizer, model.window_length, model.window_stride)
-    test, prob_positive, uncalibrated = evaluate_windows(trainer, windows, len(raw), temperature)
+    test, scored, uncalibrated = evaluate_windows(trainer, windows, len(raw), task, temperature)
     # The windowed score's own cost, windowing included: what serving it on the test split takes.
     seconds = time.time() - started
     timings.update(
@@ -116,8 +122,9 @@ def evaluate_test(
         test_windows_reviews_per_second=len(raw) / seconds,
         test_windows=len(windows),
     )
-    reports["test_windowed"] = calibration.report(labels, uncalibrated, prob_positive, None, temperature)
-    return test, truncated, prob_positive, timings, reports
+    if not task.regression:
+        reports["test_windowed"] = calibration.report(labels, uncalibrated, scored, None, temperature)
+    return test, truncated, scored, timings, reports
 
 
 def score_texts(

@@ -23,6 +23,7 @@ from train.encoding import encode_splits
 from train.errors import UserError
 from train.evaluation import evaluate_test
 from train.results import portable_name
+from train.task import SENTIMENT
 
 UNLABELLED = "-1"  # rows with this label (no clear polarity) are skipped, as in the short-text sets' files
 
@@ -71,7 +72,7 @@ def load_extra_sets(args: DataArguments) -> list[ExtraSet]:
         keep = [i for i, label in enumerate(labels) if label != UNLABELLED]
         if not keep:
             raise UserError(f"--extra_eval {name}={path} has no labelled rows: every label is -1")
-        data = normalise(raw.select(keep), columns, f"--extra_eval {name}")
+        data = normalise(raw.select(keep), columns, f"--extra_eval {name}", SENTIMENT)
         sets.append(ExtraSet(name, path, data, len(raw) - len(keep)))
     return sets
 
@@ -88,7 +89,8 @@ def evaluate_extra_sets(
     for extra in sets:
         encoded = encode_splits(DatasetDict({extra.name: extra.data}), tokenizer, model.max_length, model.truncation,
                                 model.head_tokens)[extra.name]  # fmt: skip
-        metrics, _, prob, _, reports = evaluate_test(trainer, encoded, extra.data, tokenizer, model, temperature)
+        metrics, _, prob, _, reports = evaluate_test(trainer, encoded, extra.data, tokenizer, model, SENTIMENT,
+                                                          temperature)
         report = reports.get("test_windowed") or reports["test"]
         out[extra.name] = {
             "path": portable_name(str(extra.path)),

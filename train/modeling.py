@@ -16,8 +16,10 @@ from transformers import (
 )
 
 from train import attention
-from train.config import LABELS, LoraArguments, ModelArguments
+from train.calibration import output_layers
+from train.config import LoraArguments, ModelArguments
 from train.errors import UserError
+from train.task import SENTIMENT, Task
 
 # Query/value projections by architecture family, in order of preference (Hu et al. 2021 adapt q and v).
 LORA_TARGET_CANDIDATES = (("q_lin", "v_lin"), ("query", "value"), ("q_proj", "v_proj"), ("Wqkv",))
@@ -65,26 +67,30 @@ def attention_kernel(args: ModelArguments) -> str | None:
     return args.attn_implementation
 
 
-def load_model(args: ModelArguments) -> PreTrainedModel:
-    """Load in float32 for training: transformers 5 would otherwise keep a float16 checkpoint's dtype."""
+def load_model(args: ModelArguments, task: Task = SENTIMENT) -> PreTrainedModel:
+    """Load in float32 for training: transformers 5 would otherwise keep a float16 checkpoint's dtype.
+
+    The head is sized and named for the task; a rating head starts at the training ratings' mean, so the
+    first steps fit how ratings differ rather than where they lie.
+    """
     kernel = attention_kernel(args)
     kwargs = {"attn_implementation": kernel} if kernel else {}
     try:
-        config = AutoConfig.from_pretrained(
-            args.model_name_or_path,
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id={name: i for i, name in enumerate(LABELS)},
-        )
-        config.update(dropout_overrides(config, args))
-        return AutoModelForSequenceClassification.from_pretrained(
-            args.model_name_or_path, config=config, dtype=torch.float32, **kwargs
+        config = AutoConfig.from_pretrained(args.model_name_or_path, **task.config_kwargs())
+        config.update({**dropout_overrides(config, args), **task.config_extras()})
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.model_name_or_path, config=config, dtype=torch.float32, ignore_mismatched_sizes=True, **kwargs
         )
     except (OSError, ValueError) as err:
         raise UserError(
             f"could not load a model from {args.model_name_or_path} ({str(err).splitlines()[0]}): "
             "give a Hub model id or a folder with config.json and weights"
         ) from None
+    if task.regression:
+        with torch.no_grad():
+            for layer in output_layers(model):
+                layer.bias.fill_(task.mean)
+    return model
 
 
 def head_module_names(model: PreTrainedModel) -> list[str]:

@@ -69,7 +69,10 @@ def window_scores(
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
             batch = tokenizer.pad(features[start : start + batch_size], return_tensors="pt")
-            probabilities.append(model(**batch).logits.float().softmax(-1).numpy())
+            logits = model(**batch).logits.float()
+            # A rating model's output is the rating itself; windows average values, not probabilities.
+            regression = model.config.problem_type == "regression"
+            probabilities.append((logits if regression else logits.softmax(-1)).numpy())
     window_probs = np.concatenate(probabilities)
     sums = np.zeros((len(texts), window_probs.shape[1]))
     np.add.at(sums, review, window_probs)
@@ -103,6 +106,8 @@ def classify(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     check_stride(args.window_stride, max_length)
     probs = window_scores(model, tokenizer, texts, max_length, args.window_stride, args.batch_size)
     labels = model.config.id2label
+    if model.config.problem_type == "regression":
+        return [{"label": labels[0], "score": float(p[0])} for p in probs]
     return [{"label": labels[int(p.argmax())], "score": float(p.max())} for p in probs]
 
 

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 from datasets import Dataset, DatasetDict
 
-from train.config import LABELS
+from train.metrics import predictions, top_confidence
+from train.task import SENTIMENT, Task
 from train.errors import UserError
 
 RESULTS_FILE = "results.json"
@@ -40,8 +41,9 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def dataset_statistics(splits: DatasetDict, name: str, max_length: int) -> dict[str, Any]:
-    """Counts, label balance, review lengths in words and tokens, and a word-length histogram by label."""
+def dataset_statistics(splits: DatasetDict, name: str, max_length: int, task: Task = SENTIMENT) -> dict[str, Any]:
+    """Counts, label balance (per class, or per rating), lengths in words and tokens, a word-length histogram by
+    class (one series, `all`, for ratings)."""
     stats: dict[str, Any] = {
         "name": name,
         "splits": {},
@@ -54,7 +56,12 @@ def dataset_statistics(splits: DatasetDict, name: str, max_length: int) -> dict[
         words = np.asarray([len(t.split()) for t in ds["text"]])
         tokens = np.asarray(ds["n_tokens"])
         stats["splits"][split] = len(ds)
-        stats["label_counts"][split] = {n: int((labels == i).sum()) for i, n in enumerate(LABELS)}
+        if task.regression:
+            stats["label_counts"][split] = {f"{v:g}": int((labels == v).sum()) for v in np.unique(labels)}
+            series = {"all": np.ones(len(labels), dtype=bool)}
+        else:
+            stats["label_counts"][split] = {n: int((labels == i).sum()) for i, n in enumerate(task.labels)}
+            series = {n: labels == i for i, n in enumerate(task.labels)}
         stats["length"][split] = {
             "words": _summary(words),
             "tokens": _summary(tokens),
@@ -63,7 +70,7 @@ def dataset_statistics(splits: DatasetDict, name: str, max_length: int) -> dict[
         edges = np.histogram_bin_edges(words, bins=30, range=(0, max(1, np.percentile(words, 99))))
         stats["length_histogram"][split] = {
             "bin_edges_words": [float(e) for e in edges],
-            **{n: np.histogram(words[labels == i], bins=edges)[0].tolist() for i, n in enumerate(LABELS)},
+            **{n: np.histogram(words[rows], bins=edges)[0].tolist() for n, rows in series.items()},
         }
     return stats
 
@@ -111,21 +118,22 @@ def environment(world_size: int, precision: str) -> dict[str, Any]:
     }
 
 
-def predictions_table(test: Dataset, prob_positive: np.ndarray) -> pd.DataFrame:
+def predictions_table(test: Dataset, scores: np.ndarray, task: Task = SENTIMENT) -> pd.DataFrame:
+    """test_predictions.csv: each test review with its label, prediction and scores (the columns suit the task)."""
     labels = np.asarray(test["label"])
-    preds = (prob_positive >= 0.5).astype(int)
-    names = np.asarray(LABELS)
-    return pd.DataFrame(
-        {
-            "text": test["text"],
-            "label": names[labels],
-            "pred": names[preds],
-            "prob_positive": prob_positive,
-            "confidence": np.where(preds == 1, prob_positive, 1 - prob_positive),
-            "n_tokens": test["n_tokens"],
-            "correct": labels == preds,
-        }
-    )
+    if task.regression:
+        error = scores - labels
+        return pd.DataFrame({"text": test["text"], "label": labels, "pred": scores, "error": error,
+                             "n_tokens": test["n_tokens"], "correct": np.abs(np.rint(scores) - labels) <= 1})  # fmt: skip
+    preds, names = predictions(scores), np.asarray(task.labels)
+    by_class = {"prob_positive": scores} if task.binary else {f"prob_{n}": scores[:, i] for i, n in enumerate(names)}
+    columns = {"text": test["text"], "label": names[labels], "pred": names[preds]}
+    if task.binary:
+        columns.update(by_class)
+    columns.update(confidence=top_confidence(scores), n_tokens=test["n_tokens"], correct=labels == preds)
+    if not task.binary:
+        columns.update(by_class)
+    return pd.DataFrame(columns)
 
 
 def portable_name(name: str) -> str:
@@ -171,7 +179,10 @@ def _json_default(value: Any) -> Any:
 
 def write_predictions(table: pd.DataFrame, out_dir: Path) -> None:
     table.to_csv(out_dir / PREDICTIONS_FILE, index=False)
-    wrong = table[~table["correct"]].sort_values("confidence", ascending=False)
+    wrong = table[~table["correct"]]
+    # Most confident mistakes first; for ratings, the largest errors first.
+    wrong = wrong.sort_values("confidence", ascending=False) if "confidence" in wrong else wrong.iloc[
+        (-wrong["error"].abs()).argsort(kind="stable")]  # fmt: skip
     wrong.to_csv(out_dir / MISCLASSIFIED_FILE, index=False)
 
 

@@ -33,12 +33,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from train import attention, calibration, results
 from train.behaviour import run_suite
 from train.config import Config, RunArguments, hyperparameters, load_presets, parse_config
-from train.data import prepare_splits, stratified_subset
+from train.data import prepare_splits, read_task, stratified_subset
 from train.encoding import encode_splits
 from train.errors import UserError, cli
 from train.evaluation import OrderedEvalTrainer, evaluate, evaluate_test, predict_logits, score_texts
 from train.extra_eval import ExtraSet, evaluate_extra_sets, load_extra_sets
-from train.metrics import compute_metrics, full_metrics, positive_probabilities
+from train.metrics import metrics_fn, scores, task_metrics
 from train.modeling import (
     apply_method,
     dropout_overrides,
@@ -48,9 +48,13 @@ from train.modeling import (
     save_for_pipeline,
 )
 from train.sweep import run_sweep
+from train.task import Task
 from train.training_args import resolve_precision, to_training_arguments
 
 logger = logging.getLogger("train")
+# The test figures logged at the end of a run, by kind of task.
+HEADLINE = {"classification": ("accuracy", "f1", "f1_macro"), "regression": ("mae", "rmse", "within_one",
+            "spearman", "sign_accuracy")}  # fmt: skip
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
@@ -77,10 +81,12 @@ def build_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     encoded: DatasetDict,
+    task: Task,
 ) -> OrderedEvalTrainer:
-    """The Trainer with length-aware padding, F1 metrics and early stopping when there is validation to stop on."""
+    """The Trainer with length-aware padding, the task's metrics and early stopping when there is validation."""
     run = config.run
     patience = run.early_stopping_patience if run.eval_strategy != "no" else None
+    args.metric_for_best_model, args.greater_is_better = task.best_metric(run.metric_for_best_model)
     return OrderedEvalTrainer(
         model=model,
         args=args,
@@ -93,7 +99,7 @@ def build_trainer(
             max_length=config.model.max_length if config.model.pad_to_max_length else None,
             pad_to_multiple_of=run.pad_to_multiple_of,
         ),
-        compute_metrics=compute_metrics,
+        compute_metrics=metrics_fn(task),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if patience else [],
     )
 
@@ -125,7 +131,7 @@ def choose_attention_budget(config: Config, model: PreTrainedModel, precision: s
 
 
 def calibrate(
-    trainer: Trainer, encoded: DatasetDict, run: RunArguments
+    trainer: Trainer, encoded: DatasetDict, run: RunArguments, task: Task
 ) -> tuple[dict[str, Any], float, dict[str, Any] | None]:
     """Validation metrics, the temperature to fold into the model (1.0 unless kept) and the calibration record.
 
@@ -133,9 +139,16 @@ def calibrate(
     training, or the validation split when it chose no checkpoint (--eval_strategy no). It is kept only
     when it lowers the NLL on reviews it was not fitted on (calibration.choose_temperature).
     """
-    metrics, logits, _ = evaluate(trainer, encoded["validation"], "validation")
+    metrics, logits, _ = evaluate(trainer, encoded["validation"], "validation", task)
     if not run.calibrate:
         return metrics, 1.0, None
+    if task.regression:
+        return metrics, 1.0, {
+            "method": None, "applied": False, "temperature": 1.0, "fitted_temperature": None, "fitted_on": None,
+            "num_examples": 0, "bins": None, "check": None,
+            "reason": "not calibrated: a rating model returns a value, not probabilities, so temperature scaling "
+                      "does not apply",
+        }  # fmt: skip
     if "calibration" in encoded:
         fit_logits, _ = predict_logits(trainer, encoded["calibration"], "calibration")
         fit_labels, where = np.asarray(encoded["calibration"]["label"]), "calibration reviews held out of training"
@@ -151,10 +164,10 @@ def calibrate(
         }  # fmt: skip
     decision = calibration.choose_temperature(fit_logits, fit_labels, where, run.seed)
     labels, temperature = np.asarray(encoded["validation"]["label"]), decision["temperature"]
-    after = positive_probabilities(logits, temperature)
-    report = calibration.report(labels, positive_probabilities(logits), after, logits, temperature)
+    after = scores(task, logits, temperature)
+    report = calibration.report(labels, scores(task, logits), after, logits, temperature)
     decision["validation"] = {k: v for k, v in report.items() if not k.startswith("reliability")}
-    return {**full_metrics(labels, after), "loss": metrics["loss"]}, temperature, decision
+    return {**task_metrics(task, labels, after), "loss": metrics["loss"]}, temperature, decision
 
 
 def measure_beyond_test(
@@ -186,37 +199,43 @@ def train_one(config: Config) -> Path:
     tokenizer = load_tokenizer(config.model.model_name_or_path)
     data_started = time.time()
     splits = prepare_splits(config.data, seed=run.seed)
+    task = read_task(splits["train"], config.data)
+    if extra_sets and not task.sentiment:
+        raise UserError(f"--extra_eval measures two-class sentiment models (NEGATIVE/POSITIVE), and this run is a "
+                        f"{task.describe()}: drop --extra_eval")  # fmt: skip
     encoded = encode_splits(
         splits, tokenizer, config.model.max_length, config.model.truncation, config.model.head_tokens
     )
     # Loading and tokenizing; `datasets` caches both for local files, so a repeated run pays less.
     data_seconds = time.time() - data_started
-    model = apply_method(load_model(config.model), config.model.method, config.lora)
+    model = apply_method(load_model(config.model, task), config.model.method, config.lora)
     kernel_rule = choose_attention_budget(config, model, precision)
     counts = parameter_counts(model)
     logger.info("%s: %d of %d parameters trainable (%.2f%%)", config.model.method,
                 counts["trainable_parameters"], counts["num_parameters"], 100 * counts["trainable_share"])  # fmt: skip
-    trainer = build_trainer(config, args, model, tokenizer, encoded)
+    trainer = build_trainer(config, args, model, tokenizer, encoded, task)
 
     baseline = None
     if run.baseline:
         baseline_test = stratified_subset(encoded["test"], run.baseline_samples, run.seed)
-        baseline = evaluate(trainer, baseline_test, "baseline")[0]
+        baseline = evaluate(trainer, baseline_test, "baseline", task)[0]
     train_metrics = fit(trainer, run, out)
-    validation, temperature, calibrated = calibrate(trainer, encoded, run)
-    test, truncated, prob_positive, test_timings, reports = evaluate_test(
-        trainer, encoded["test"], splits["test"], tokenizer, config.model, temperature
+    validation, temperature, calibrated = calibrate(trainer, encoded, run, task)
+    test, truncated, test_scores, test_timings, reports = evaluate_test(
+        trainer, encoded["test"], splits["test"], tokenizer, config.model, task, temperature
     )
-    if calibrated is not None:
+    if calibrated is not None and reports:
         calibrated.update(reports)
         logger.info("%s; test ECE %.4f -> %.4f", calibrated["reason"],
                     reports["test"]["ece_before"], reports["test"]["ece_after"])  # fmt: skip
-    beyond = measure_beyond_test(trainer, tokenizer, config, extra_sets, temperature)
+    beyond = (measure_beyond_test(trainer, tokenizer, config, extra_sets, temperature) if task.sentiment
+              else {"extra_eval": None, "behaviour": None})  # the suite and the sets speak two-class sentiment
     if calibrated is not None and calibrated["applied"]:
         calibration.fold_temperature(trainer.model, temperature)
+    headline = "mae" if task.regression else "accuracy"
     if truncated:
-        logger.info("windowed test accuracy %.4f (truncated %.4f)", test["accuracy"], truncated["accuracy"])
-    logger.info("test accuracy %.4f, F1 %.4f", test["accuracy"], test["f1"])
+        logger.info("windowed test %s %.4f (truncated %.4f)", headline, test[headline], truncated[headline])
+    logger.info("test %s", ", ".join(f"{k} {test[k]:.4f}" for k in HEADLINE[task.kind] if test.get(k) is not None))
 
     if trainer.is_world_process_zero():
         timings = {
@@ -229,11 +248,11 @@ def train_one(config: Config) -> Path:
             **_throughput(encoded["train"], trainer, train_metrics["train_runtime"]),
         }
         metrics = {"baseline": baseline, "validation": validation, "test": test, "test_truncated": truncated}
-        record = build_record(config, trainer, encoded, precision, counts, timings, metrics)
+        record = build_record(config, trainer, encoded, precision, counts, timings, metrics, task)
         record["model"]["attention"] = kernel_rule
         record["calibration"] = calibrated
         record.update(beyond)
-        save_outputs(trainer, tokenizer, encoded["test"], prob_positive, record, out, run.keep_checkpoints)
+        save_outputs(trainer, tokenizer, encoded["test"], test_scores, task, record, out, run.keep_checkpoints)
         logger.info("finished: model and results in %s", out)
     return out
 
@@ -246,11 +265,13 @@ def build_record(
     counts: dict[str, float],
     timings: dict[str, Any],
     metrics: dict[str, Any],
+    task: Task,
 ) -> dict[str, Any]:
     """results.json: everything the run measured, with models and data named portably."""
     run, model = config.run, trainer.model
     return {
         "schema_version": results.SCHEMA_VERSION,
+        "task": task.to_record(),
         "command": results.portable_command("train", config.argv),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "preset": run.preset,
@@ -259,6 +280,7 @@ def build_record(
             encoded,
             results.portable_name(config.data.train_file or config.data.dataset_name),
             config.model.max_length,
+            task,
         ),
         "method": config.model.method,
         "model": {
@@ -286,7 +308,8 @@ def save_outputs(
     trainer: Trainer,
     tokenizer,
     test: Dataset,
-    prob_positive: np.ndarray,
+    test_scores: np.ndarray,
+    task: Task,
     record: dict[str, Any],
     out: Path,
     keep_checkpoints: bool,
@@ -301,7 +324,7 @@ def save_outputs(
             shutil.rmtree(target)
         item.replace(target)
     staging.rmdir()
-    results.write_predictions(results.predictions_table(test, prob_positive), out)
+    results.write_predictions(results.predictions_table(test, test_scores, task), out)
     if not keep_checkpoints:
         for ckpt in out.glob("checkpoint-*"):
             shutil.rmtree(ckpt)
