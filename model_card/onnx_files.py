@@ -10,6 +10,12 @@ Nothing is published unless the files are the model: the float file must give th
 labels and logits on real test reviews, and the int8 file must give float32's labels on most of a
 stratified sample of them. The int8 file's agreement is measured at push time on that sample and
 written to `onnx_agreement.json` in the run folder, where the card reads it.
+
+Any number of classes is checked the same way (labels by argmax, probabilities by softmax). A rating
+model (config.json `problem_type: "regression"`, one output) has no label to agree on: its outputs are
+compared as values, the float file's within LOGIT_TOLERANCE of torch's and the int8 file's within a
+share of config.json's `rating_range` of float32's (the agreement then holds `"task": "regression"`
+and rating differences instead of label and probability ones).
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ CHECK_REVIEWS = 8
 LOGIT_TOLERANCE = 1e-3
 # Below this share of float32's labels the int8 file is not the same classifier, whatever caused it.
 MIN_INT8_AGREEMENT = 0.95
+# A rating model's int8 rating "agrees" with float32's within this share of the rating range (0.45 on 1-10,
+# under half a star); below MIN_INT8_AGREEMENT of the reviews within it, it is not the same rating model.
+RATING_TOLERANCE_SHARE = 0.05
+REGRESSION = "regression"
 
 
 def hub_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -101,9 +111,32 @@ def build(run_dir: Path) -> dict[str, Any]:
         return _build(Path(run_dir))
 
 
+def rating_range(run_dir: Path) -> tuple[float, float] | None:
+    """config.json's `rating_range` for a rating model (problem_type "regression"); None for a classifier.
+
+    Raises UserError when a rating model's config.json names no usable range, which the int8 check needs.
+    """
+    config = json.loads((run_dir / "config.json").read_text())
+    if config.get("problem_type") != REGRESSION:
+        return None
+    bounds = config.get("rating_range")
+    try:
+        low, high = (float(value) for value in bounds)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not low < high:
+        raise UserError(
+            f"{run_dir / 'config.json'} is a rating model's (problem_type \"regression\") but has no "
+            f"rating_range [min, max] (it has {bounds!r}), which the int8 ONNX check measures its tolerance "
+            "by: add it, or publish without ONNX with --no_onnx."
+        )
+    return low, high
+
+
 def _build(run_dir: Path) -> dict[str, Any]:
     remove(run_dir)
-    reviews, total = sample_reviews(run_dir)
+    ratings = rating_range(run_dir)
+    reviews, total = sample_reviews(run_dir, rated=ratings is not None)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=run_dir))
     try:
         try:
@@ -116,17 +149,17 @@ def _build(run_dir: Path) -> dict[str, Any]:
                 "with --no_onnx."
             ) from None
         checked = check_float_file(run_dir, Path(files["model"]), reviews[:CHECK_REVIEWS])
-        agreement = measure_int8_agreement(
-            run_dir, Path(files["model"]), Path(files["model_quantized"]), reviews
-        )
-        if agreement["label_agreement"] < MIN_INT8_AGREEMENT:
-            raise UserError(
-                f"The int8 ONNX file gives float32's label on only {agreement['label_agreement']:.1%} of "
-                f"{agreement['reviews']} test reviews (at least {MIN_INT8_AGREEMENT:.0%} needed): "
-                "nothing was published; publish without ONNX with --no_onnx."
+        if ratings is None:
+            agreement = measure_int8_agreement(
+                run_dir, Path(files["model"]), Path(files["model_quantized"]), reviews
+            )
+            require_int8_agreement(agreement)
+        else:
+            agreement = measure_int8_rating_agreement(
+                run_dir, Path(files["model"]), Path(files["model_quantized"]), reviews, ratings
             )
         agreement |= {"test_reviews": total, "checked_reviews": len(reviews[:CHECK_REVIEWS])}
-        agreement["float_max_logit_difference"] = checked
+        agreement[f"float_max_{'logit' if ratings is None else 'rating'}_difference"] = checked
         out = run_dir / ONNX_DIR
         out.mkdir()
         Path(files["model"]).replace(out / FLOAT_FILE)
@@ -140,8 +173,34 @@ def _build(run_dir: Path) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def sample_reviews(run_dir: Path) -> tuple[list[str], int]:
-    """A sample of AGREEMENT_REVIEWS test reviews (stratified by label, seeded), and how many the run has."""
+def require_int8_agreement(agreement: dict[str, Any]) -> None:
+    """Raise UserError where the int8 file gives float32's label on under MIN_INT8_AGREEMENT of reviews."""
+    if agreement["label_agreement"] < MIN_INT8_AGREEMENT:
+        raise UserError(
+            f"The int8 ONNX file gives float32's label on only {agreement['label_agreement']:.1%} of "
+            f"{agreement['reviews']} test reviews (at least {MIN_INT8_AGREEMENT:.0%} needed): "
+            "nothing was published; publish without ONNX with --no_onnx."
+        )
+
+
+def _strata(labels, rated: bool):
+    """What the sample is stratified by: the label, or a rating rounded to a whole number; None where that
+    cannot be done (a group of one review, more groups than either side of the split holds, a label that
+    is no rating), so the sample is then a plain random one."""
+    import pandas as pd
+
+    if rated:
+        labels = pd.to_numeric(labels, errors="coerce").round()
+    counts = labels.value_counts()
+    fits = len(counts) <= min(AGREEMENT_REVIEWS, len(labels) - AGREEMENT_REVIEWS)
+    return labels if fits and counts.min() >= 2 and not labels.isna().any() else None
+
+
+def sample_reviews(run_dir: Path, rated: bool = False) -> tuple[list[str], int]:
+    """A sample of AGREEMENT_REVIEWS test reviews (stratified by label, seeded), and how many the run has.
+
+    `rated`: the labels are ratings, stratified by their nearest whole number.
+    """
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -154,7 +213,10 @@ def sample_reviews(run_dir: Path) -> tuple[list[str], int]:
     table = pd.read_csv(path, usecols=["text", "label"]).dropna()
     if len(table) > AGREEMENT_REVIEWS:
         table, _ = train_test_split(
-            table, train_size=AGREEMENT_REVIEWS, stratify=table["label"], random_state=SAMPLE_SEED
+            table,
+            train_size=AGREEMENT_REVIEWS,
+            stratify=_strata(table["label"], rated),
+            random_state=SAMPLE_SEED,
         )
     texts = [str(text) for text in table["text"] if str(text).strip()]
     if not texts:
@@ -188,7 +250,8 @@ def check_float_file(run_dir: Path, float_path: Path, texts: list[str]) -> float
     Returns the largest logit difference.
 
     Its outputs must also be one logit per label of `config.json`, which is where transformers.js
-    and `pipeline` take the label names from.
+    and `pipeline` take the label names from. A rating model's one output is its rating: no label is
+    compared, only the values.
     """
     import numpy as np
     import torch
@@ -213,8 +276,16 @@ def check_float_file(run_dir: Path, float_path: Path, texts: list[str]) -> float
             f"The exported ONNX file gives {got.shape[-1]} logits per review where config.json names "
             f"{labels} labels: nothing was published; publish without ONNX with --no_onnx."
         )
-    same_labels = (got.argmax(-1) == expected.argmax(-1)).all()
     worst = float(np.abs(got - expected).max())
+    if model.config.problem_type == REGRESSION:
+        if not np.allclose(got, expected, atol=LOGIT_TOLERANCE, rtol=LOGIT_TOLERANCE):
+            raise UserError(
+                f"The exported ONNX file disagrees with the rating model on {len(texts)} test reviews "
+                f"(ratings differ by up to {worst:.3g}): nothing was published; publish without ONNX with "
+                "--no_onnx."
+            )
+        return worst
+    same_labels = (got.argmax(-1) == expected.argmax(-1)).all()
     if not same_labels or not np.allclose(got, expected, atol=LOGIT_TOLERANCE, rtol=LOGIT_TOLERANCE):
         raise UserError(
             f"The exported ONNX file disagrees with the model on {len(texts)} test reviews (logits differ "
@@ -229,18 +300,9 @@ def measure_int8_agreement(
 ) -> dict[str, Any]:
     """How often the int8 file's label equals the float file's on `texts`, and how far P(label) moves."""
     import numpy as np
-    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(run_dir)
     probabilities = {}
-    for name, path in (("float32", float_path), ("int8", int8_path)):
-        try:
-            logits = _logits(_session(path), tokenizer, texts).astype(np.float64)
-        except Exception as err:  # noqa: BLE001 - as in check_float_file
-            raise UserError(
-                f"The {name} ONNX file does not run in ONNX Runtime ({type(err).__name__}): nothing was "
-                "published; publish without ONNX with --no_onnx."
-            ) from None
+    for name, logits in _outputs(run_dir, float_path, int8_path, texts).items():
         exp = np.exp(logits - logits.max(-1, keepdims=True))
         probabilities[name] = exp / exp.sum(-1, keepdims=True)
     if probabilities["int8"].shape != probabilities["float32"].shape:
@@ -257,4 +319,63 @@ def measure_int8_agreement(
         "disagreements": int((~same).sum()),
         "mean_abs_probability_difference": float(difference.mean()),
         "max_abs_probability_difference": float(difference.max()),
+    }
+
+
+def _outputs(run_dir: Path, float_path: Path, int8_path: Path, texts: list[str]) -> dict[str, Any]:
+    """The float32 and int8 files' outputs on `texts` (float64), as a user's ONNX Runtime gives them."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
+    outputs = {}
+    for name, path in (("float32", float_path), ("int8", int8_path)):
+        try:
+            outputs[name] = _logits(_session(path), tokenizer, texts).astype(np.float64)
+        except Exception as err:  # noqa: BLE001 - as in check_float_file
+            raise UserError(
+                f"The {name} ONNX file does not run in ONNX Runtime ({type(err).__name__}): nothing was "
+                "published; publish without ONNX with --no_onnx."
+            ) from None
+    return outputs
+
+
+def measure_int8_rating_agreement(
+    run_dir: Path, float_path: Path, int8_path: Path, texts: list[str], ratings: tuple[float, float]
+) -> dict[str, Any]:
+    """How far the int8 file's rating is from the float file's on `texts`, raw values (no softmax, no argmax).
+
+    Raises UserError unless it is within RATING_TOLERANCE_SHARE of the rating range on at least
+    MIN_INT8_AGREEMENT of them.
+    """
+    import numpy as np
+
+    outputs = _outputs(run_dir, float_path, int8_path, texts)
+    if outputs["int8"].shape != outputs["float32"].shape or outputs["float32"].shape[-1] != 1:
+        raise UserError(
+            f"The ONNX files give {outputs['float32'].shape[-1]} (float32) and {outputs['int8'].shape[-1]} "
+            "(int8) values per review where a rating model gives one: nothing was published; publish "
+            "without ONNX with --no_onnx."
+        )
+    difference = np.abs(outputs["int8"] - outputs["float32"])[:, 0]
+    tolerance = RATING_TOLERANCE_SHARE * (ratings[1] - ratings[0])
+    within = difference <= tolerance
+    if within.mean() < MIN_INT8_AGREEMENT:
+        raise UserError(
+            f"The int8 ONNX file's rating is within {tolerance:.3g} of float32's on only "
+            f"{within.mean():.1%} of {len(texts)} test reviews (at least {MIN_INT8_AGREEMENT:.0%} needed; "
+            f"it differs by up to {difference.max():.3g} on a {ratings[0]:g}-{ratings[1]:g} scale): nothing "
+            "was published; publish without ONNX with --no_onnx."
+        )
+    return {
+        "task": REGRESSION,
+        "reviews": len(texts),
+        "sample": f"stratified by true rating (to the nearest whole number), seed {SAMPLE_SEED}, "
+        f"from {PREDICTIONS_FILE}",
+        "rating_range": list(ratings),
+        "tolerance": tolerance,
+        "within_tolerance": float(within.mean()),
+        "outside_tolerance": int((~within).sum()),
+        "mean_abs_rating_difference": float(difference.mean()),
+        "max_abs_rating_difference": float(difference.max()),
     }

@@ -90,6 +90,16 @@ def commit_operations(
     return operations
 
 
+def _headline(results: dict) -> str:
+    """The commit title's test figures: accuracy and F1 (macro F1 beyond two classes), or MAE and RMSE."""
+    test = results["metrics"]["test"]
+    if (results.get("task") or {}).get("kind") == "regression":
+        return f"test MAE {test['mae']:.4f}, RMSE {test['rmse']:.4f}"
+    if "f1" not in test:
+        return f"test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}"
+    return f"test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}"
+
+
 def publish(
     run_dir: str | os.PathLike[str],
     repo_id: str,
@@ -134,11 +144,7 @@ def publish(
         sweep=Path(sweep) if sweep else None,
         base_model=base_model,
     )
-    test = results["metrics"]["test"]
-    message = (
-        f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, "
-        f"test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}"
-    )
+    message = f"Upload {repo_id.split('/')[-1]}: {results['method']} fine-tune, {_headline(results)}"
 
     created_repo = False
     try:

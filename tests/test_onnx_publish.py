@@ -23,6 +23,7 @@ import torch
 from conftest import ROOT, train_tiny
 from huggingface_hub import HfApi
 from local_hub import LocalHub, running_hub
+from task_runs import THREE_CLASSES, build_task_run
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from model_card import onnx_files
@@ -241,3 +242,173 @@ def test_onnx_file_that_disagrees_with_the_model_is_not_published(
     assert "nothing was published" in str(raised.value)
     assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists("alice/imdb-tampered")
     assert not (run / "onnx").exists() and not (run / onnx_files.AGREEMENT_FILE).exists()
+
+
+# Any label set (issue #28): a 3-class model and a 1-10 rating model, published by `model_card push`.
+
+TASK_REPOS = {"3-class": "alice/three-way-onnx", "rating": "alice/rating-onnx"}
+TASK_LABELS = {"3-class": THREE_CLASSES, "rating": None}
+
+
+@pytest.fixture(scope="module")
+def task_runs(hub: LocalHub, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished 3-class run and a rating run (tests/task_runs.py), each published with its ONNX files."""
+    runs = {}
+    for kind, labels in TASK_LABELS.items():
+        run = build_task_run(tmp_path_factory.mktemp(f"{kind}-run") / "run", labels)
+        result = _push(hub, tmp_path_factory.mktemp("home"), run, "--repo_id", TASK_REPOS[kind])
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[kind] = run
+    return runs
+
+
+@pytest.mark.parametrize("kind", list(TASK_REPOS))
+def test_three_class_and_rating_models_publish_onnx_files_that_are_the_model(
+    hub: LocalHub, task_runs: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    run, api = task_runs[kind], HfApi(endpoint=hub.endpoint, token=hub.token)
+    assert ONNX_FILES <= set(api.list_repo_files(TASK_REPOS[kind]))
+    texts = pd.read_csv(run / "test_predictions.csv")["text"].tolist()
+    repo = TASK_REPOS[kind]
+    paths = {name: Path(api.hf_hub_download(repo, name, cache_dir=tmp_path)) for name in ONNX_FILES}
+    float_out = _onnx_logits(paths["onnx/model.onnx"], run, texts)
+    int8_out = _onnx_logits(paths["onnx/model_quantized.onnx"], run, texts)
+    expected = _torch_logits(run, texts)
+    # One output per class (3), or the rating itself (1): the float graph gives torch's values.
+    assert float_out.shape == expected.shape == (len(texts), 3 if kind == "3-class" else 1)
+    tolerance = onnx_files.LOGIT_TOLERANCE
+    np.testing.assert_allclose(float_out, expected, atol=tolerance, rtol=tolerance)
+    agreement = json.loads((run / onnx_files.AGREEMENT_FILE).read_text())
+    assert agreement["reviews"] == agreement["test_reviews"] == len(texts)
+    if kind == "3-class":
+        assert len(set(expected.argmax(-1))) == 3  # every class is predicted somewhere: a real 3-way check
+        same = float_out.argmax(-1) == int8_out.argmax(-1)
+        assert agreement["label_agreement"] == pytest.approx(same.mean())
+        probabilities = {name: torch.softmax(torch.tensor(out), -1).numpy() for name, out in
+                         (("float", float_out), ("int8", int8_out))}  # fmt: skip
+        difference = np.abs(probabilities["int8"] - probabilities["float"]).max(-1)
+        assert agreement["max_abs_probability_difference"] == pytest.approx(difference.max(), abs=1e-6)
+        return
+    # A rating: raw values compared, never a softmax (which would make every value 1.0) or a label.
+    assert "label_agreement" not in agreement and agreement["task"] == "regression"
+    assert expected.std() > 1.0  # ratings that differ from review to review, on the 1-10 scale
+    low, high = json.loads((run / "config.json").read_text())["rating_range"]
+    assert agreement["rating_range"] == [low, high]
+    assert agreement["tolerance"] == pytest.approx(onnx_files.RATING_TOLERANCE_SHARE * (high - low))
+    difference = np.abs(int8_out - float_out)[:, 0]
+    assert 0 < agreement["max_abs_rating_difference"] == pytest.approx(difference.max(), abs=1e-5)
+    assert agreement["mean_abs_rating_difference"] == pytest.approx(difference.mean(), abs=1e-5)
+    assert agreement["within_tolerance"] == pytest.approx((difference <= agreement["tolerance"]).mean())
+    assert agreement["float_max_rating_difference"] <= onnx_files.LOGIT_TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (THREE_CLASSES, "The int8 ONNX file gives float32's label on only"),
+        (None, "The int8 ONNX file's rating is within 0.45 of float32's on only"),
+    ],
+    ids=["3-class", "rating"],
+)
+def test_int8_file_that_is_not_the_same_model_is_refused(
+    local_hub: LocalHub, tmp_path: Path, labels: tuple[str, ...] | None, expected: str
+) -> None:
+    """A random model this wide loses its labels (or its ratings, by more than 5% of the scale) to int8."""
+    run = build_task_run(tmp_path / "run", labels, seed=2, initializer_range=0.5)
+    with pytest.raises(UserError, match=expected) as raised:
+        publish(run, "alice/int8-refused", token=local_hub.token)
+    assert "nothing was published" in str(raised.value) and "--no_onnx" in str(raised.value)
+    assert len(str(raised.value).splitlines()) == 1
+    assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists("alice/int8-refused")
+    assert not (run / "onnx").exists() and not (run / onnx_files.AGREEMENT_FILE).exists()
+
+
+def _tamper_output(path: Path, op_type: str, value: float) -> None:
+    """Rewrite the float graph: its output becomes the real one `op_type` (Mul, Add) a constant."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    output = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [f"{name}/real" if name == output else name for name in node.output]
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), "tamper/value"))
+    graph.node.append(onnx.helper.make_node(op_type, [f"{output}/real", "tamper/value"], [output]))
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(
+    ("kind", "op_type", "value", "expected"),
+    [
+        # Same labels (a positive scale keeps the argmax), other probabilities: not the model.
+        ("3-class", "Mul", 1.5, r"disagrees with the model on \d+ test reviews \(logits .*labels equal"),
+        # A rating a quarter of a star off.
+        (
+            "rating",
+            "Add",
+            0.25,
+            r"disagrees with the rating model on \d+ test reviews \(ratings differ by up to 0\.25",
+        ),
+    ],
+)
+def test_float_file_that_gives_other_values_than_the_model_is_refused(
+    local_hub: LocalHub,
+    task_runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    op_type: str,
+    value: float,
+    expected: str,
+) -> None:
+    run = shutil.copytree(task_runs[kind], tmp_path / "run")
+    real = onnx_files._space_builder()
+
+    class Tampered:
+        @staticmethod
+        def build_published_onnx(model_dir: Path, out_dir: Path, calibration_texts=None) -> dict[str, Path]:
+            files = real.build_published_onnx(model_dir, out_dir, calibration_texts)
+            _tamper_output(Path(files["model"]), op_type, value)
+            return files
+
+    monkeypatch.setattr(onnx_files, "_space_builder", lambda: Tampered)
+    with pytest.raises(UserError, match=expected) as raised:
+        publish(run, "alice/task-tampered", token=local_hub.token)
+    assert "nothing was published" in str(raised.value)
+    assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists("alice/task-tampered")
+    assert not (run / "onnx").exists()
+
+
+@pytest.mark.parametrize("bounds", [None, [10.0, 1.0], "1-10"])
+def test_rating_model_without_a_rating_range_is_one_sentence(
+    local_hub: LocalHub, task_runs: dict[str, Path], tmp_path: Path, bounds: object
+) -> None:
+    run = shutil.copytree(task_runs["rating"], tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config.pop("rating_range")
+    if bounds is not None:
+        config["rating_range"] = bounds
+    (run / "config.json").write_text(json.dumps(config))
+    result = _push(local_hub, tmp_path / "home", run, "--repo_id", "alice/rating-no-range")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "has no rating_range [min, max]" in lines[0] and "--no_onnx" in lines[0]
+    assert not HfApi(endpoint=local_hub.endpoint, token=local_hub.token).repo_exists("alice/rating-no-range")
+
+
+def test_rating_sample_is_stratified_by_whole_ratings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ratings that are not whole numbers (an average of votes) are sampled by the nearest whole rating,
+    in the test set's proportions; labels that cannot be stratified give a plain sample, never a traceback."""
+    monkeypatch.setattr(onnx_files, "AGREEMENT_REVIEWS", 100)
+    ratings = np.repeat([1.2, 2.9, 3.1, 8.4, 9.6], [100, 60, 40, 150, 50])  # nearest: 1, 3, 3, 8, 10
+    table = pd.DataFrame({"text": [f"review {i}" for i in range(len(ratings))], "label": ratings})
+    table.to_csv(tmp_path / onnx_files.PREDICTIONS_FILE, index=False)
+    texts, total = onnx_files.sample_reviews(tmp_path, rated=True)
+    assert total == 400 and len(texts) == 100
+    picked = table.set_index("text").loc[texts, "label"].round()
+    shares = table["label"].round().value_counts(normalize=True)
+    assert all(abs(picked.value_counts()[value] - 100 * share) <= 1 for value, share in shares.items())
+    table.loc[0, "label"] = 5.0  # a rating of its own: no stratification possible
+    table.to_csv(tmp_path / onnx_files.PREDICTIONS_FILE, index=False)
+    assert len(onnx_files.sample_reviews(tmp_path, rated=True)[0]) == 100
