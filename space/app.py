@@ -183,13 +183,16 @@ def _wire_events(service: SpaceService, model: SentimentModel, engine: gr.Radio,
         concurrency_limit=2,
         show_progress_on=[f.file_summary],
     )
-    # The model's kind bound in, under file_view's own name (the private endpoint's name in the config).
-    file_results = functools.update_wrapper(functools.partial(file_view, kind=model.task.kind), file_view)
+
+    def file_results(csv_path: str | None, summary: dict[str, object] | None) -> tuple:
+        return file_view(csv_path, summary, model.task.kind)
+
     classified.success(
         file_results,
         [f.download, f.summary],
         [f.preview, f.file_summary, f.histogram],
         queue=False,
+        api_name="file_view",  # the private endpoint's name, as when file_view itself was the handler
         api_visibility="private",
     )
     gr.api(service.predict_batch, api_name="predict_batch", concurrency_limit=4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -440,21 +441,46 @@ def test_published_onnx_files_of_a_rating_model(
 # --- in a browser -------------------------------------------------------------------------------------------
 
 
+def classify_in_browser(page, url: str, text: str) -> str:
+    """Type `text` into the Space at `url`, classify it, and return the label component's text."""
+    page.goto(url)
+    page.locator("#review textarea").fill(text)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    page.locator("#prediction-note").get_by_text("tokens, read in one pass").wait_for()
+    return page.locator("#prediction [data-testid=label-output-value]").inner_text().strip()
+
+
+def upload_in_browser(page, path: Path) -> list[str]:
+    """Upload `path` in the file tab, wait for its summary, and return the preview table's headers."""
+    page.get_by_role("tab", name="File upload").click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.get_by_role("button", name="Classify file").click()
+    page.locator("#file-summary").get_by_text(re.compile("3 reviews (classified|rated)")).wait_for()
+    return [h.strip() for h in page.locator("#preview [role=columnheader]").all_inner_texts()]
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium is not installed")
-def test_browser_label_shows_all_three_classes(three) -> None:
+def test_browser_shows_every_class_and_the_rating(three, rated, tmp_path: Path, reviews: list[str]) -> None:
+    """The label component lists all three classes; a rating model's shows its rating; a file classified in
+    the page gets its preview table in either."""
     from playwright.sync_api import sync_playwright
     from screenshot import CHROMIUM_ARGS
 
-    _, _, url = three
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame({"review": reviews[:3]}).to_csv(path, index=False)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.set_default_timeout(60_000)
-        page.goto(url)
-        page.locator("#review textarea").fill(TWO_REVIEWS[0])
-        page.get_by_role("button", name="Classify", exact=True).click()
-        page.locator("#prediction-note").get_by_text("tokens, read in one pass").wait_for()
-        assert page.locator("#prediction [data-testid=label-output-value]").inner_text().strip() in CLASSES
+        assert classify_in_browser(page, three[2], TWO_REVIEWS[0]) in CLASSES
         bars = page.locator("#prediction .confidence-set")
         assert bars.count() == 3 and set(CLASSES) <= set(" ".join(bars.all_inner_texts()).split())
+        assert upload_in_browser(page, path) == ["review", "predicted_label", "score", "windows"]
+
+        shown = classify_in_browser(page, rated[2], TWO_REVIEWS[0])
+        rating = rated[0].predict(TWO_REVIEWS[0], api_name="/predict")  # the page's default engine, as here
+        assert shown == f"{rating['rating']:.1f} on a 1–10 scale: {rating['side']}"
+        assert page.locator("#prediction .confidence-set").count() == 0
+        assert "side**" not in page.locator("#prediction-note").inner_text()  # markdown rendered
+        assert upload_in_browser(page, path) == ["review", "rating", "side", "windows"]
         browser.close()
