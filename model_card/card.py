@@ -19,9 +19,17 @@ import pandas as pd
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from model_card import onnx_files, plots
-from model_card.analysis import ErrorAnalysis, analyse
+from model_card.analysis import ErrorAnalysis, RatingAnalysis, analyse, analyse_ratings
 from model_card.citations import citations_for
-from model_card.names import IMDB_TEST_SIZE, BaseModel, dataset_id, local_dataset_name, resolve_base_model
+from model_card.names import (
+    IMDB_ID,
+    IMDB_TEST_SIZE,
+    BaseModel,
+    dataset_id,
+    is_hub_id,
+    local_dataset_name,
+    resolve_base_model,
+)
 from model_card.space_modules import space_module
 from train.data import BR_TAG
 from train.errors import UserError
@@ -54,6 +62,123 @@ CALIBRATION_COLUMNS = {
     "nll_after": "NLL after",
 }
 RAW_COLUMNS = {"ece_before": "ECE", "nll_before": "NLL"}
+# The label set of a results.json without a "task" key: every run before other label sets existed.
+SENTIMENT_LABELS = ("NEGATIVE", "POSITIVE")
+CLASSIFICATION, REGRESSION = "classification", "regression"
+# The results table's columns (metrics key: header) of a run with other classes, and of a rating run.
+CLASS_COLUMNS = {
+    "accuracy": "Accuracy",
+    "f1_macro": "Macro F1",
+    "f1_weighted": "Weighted F1",
+    "precision_macro": "Macro precision",
+    "recall_macro": "Macro recall",
+    "roc_auc": "ROC AUC",
+    "loss": "Loss",
+}
+RATING_COLUMNS = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "within_one": "Within one",
+    "exact": "Exact",
+    "spearman": "Spearman",
+    "pearson": "Pearson",
+    "r2": "R²",
+    "sign_accuracy": "Sign accuracy",
+    "loss": "Loss",
+}
+# model-index entries: (metrics key, metric type, pretty name, metric_config, metric_args).
+CLASS_INDEX = (
+    ("accuracy", "accuracy", "Accuracy", None, None),
+    ("f1_macro", "f1", "Macro F1", "macro", {"average": "macro"}),
+    ("f1_weighted", "f1", "Weighted F1", "weighted", {"average": "weighted"}),
+    ("roc_auc", "roc_auc", "ROC AUC", None, None),
+)
+RATING_INDEX = (
+    ("mae", "mae", "MAE", None, None),
+    ("rmse", "rmse", "RMSE", None, None),
+    ("within_one", "accuracy", "Within-one accuracy", "within_one", None),
+    ("exact", "accuracy", "Exact accuracy", "exact", None),
+    ("spearman", "spearmanr", "Spearman correlation", None, None),
+    ("pearson", "pearsonr", "Pearson correlation", None, None),
+    ("r2", "r_squared", "R²", None, None),
+    ("sign_accuracy", "accuracy", "Sign accuracy", "sign", None),
+)
+CURVES = {
+    CLASSIFICATION: ("eval_accuracy", "eval_f1_macro", "eval_f1_weighted", "eval_roc_auc"),
+    REGRESSION: ("eval_mae", "eval_rmse", "eval_within_one", "eval_spearman"),
+}
+RATING_NOT_CALIBRATED = (
+    "not calibrated: a rating model returns a value, not probabilities, so temperature scaling does not apply"
+)
+
+
+@dataclass(frozen=True)
+class CardTask:
+    """What the run learned, from results.json's `task` (contract of issue #28): two-class sentiment, as every
+    run before other label sets, other classes, or a rating (`range`, and `midpoint` between negative and
+    positive when the run had one)."""
+
+    kind: str
+    labels: tuple[str, ...]
+    range: tuple[float, float] | None = None
+    midpoint: float | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.kind == REGRESSION
+
+    @property
+    def sentiment(self) -> bool:
+        """The project's own NEGATIVE/POSITIVE task, whose card is the one every earlier run has."""
+        return self.kind == CLASSIFICATION and self.labels == SENTIMENT_LABELS
+
+    @property
+    def classes(self) -> bool:
+        """Classes other than the sentiment pair: the card speaks of them by their names only."""
+        return self.kind == CLASSIFICATION and not self.sentiment
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @property
+    def labels_text(self) -> str:
+        names = [f"`{label}`" for label in self.labels]
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    @property
+    def scale(self) -> str:
+        return f"{self.range[0]:g} to {self.range[1]:g}" if self.range else "–"
+
+    @property
+    def headline(self) -> tuple[str, str]:
+        """The one figure a usage snippet reproduces: (metrics key, its name in a sentence)."""
+        return ("mae", "MAE") if self.regression else ("accuracy", "accuracy")
+
+
+def card_task(results: dict[str, Any]) -> CardTask:
+    """results.json's task; one without the key is two-class sentiment. A malformed one: one sentence."""
+    record = results.get("task")
+    if not record:
+        return CardTask(CLASSIFICATION, SENTIMENT_LABELS)
+    try:
+        kind, labels = record["kind"], tuple(str(label) for label in record["labels"])
+        if kind == REGRESSION:
+            low, high = (float(v) for v in record["range"])
+            midpoint = record.get("midpoint")
+            return CardTask(kind, labels, (low, high), None if midpoint is None else float(midpoint))
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(
+            f"results.json's task {record!r} is not a classification or regression task ({err})."
+        ) from None
+    if kind != CLASSIFICATION or len(labels) < 2:
+        raise UserError(f"results.json's task {record!r} is not a classification or regression task.")
+    return CardTask(kind, labels)
+
+
+def finite(value: Any) -> Any:
+    """A metric the card can show: NaN or infinity (ROC AUC with a class missing) reads as not measured."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -111,6 +236,9 @@ def escape_cell(text: str, limit: int = 300) -> str:
 def eval_results(results: dict[str, Any], dataset: str) -> list[EvalResult]:
     """Test-split metrics with task, dataset, split and metric types filled in, as the Hub requires,
     then accuracy and F1 of each set measured beyond IMDb (`extra_eval`)."""
+    task = card_task(results)
+    if not task.sentiment:
+        return task_eval_results(results, dataset, task)
     test = results["metrics"]["test"]
     n_test = test.get("num_examples") or results["dataset"]["splits"]["test"]
     dataset_name = "IMDb" if n_test == IMDB_TEST_SIZE else f"IMDb ({n_test:,} test reviews)"
@@ -130,6 +258,41 @@ def eval_results(results: dict[str, Any], dataset: str) -> list[EvalResult]:
         for key in keys
     ]
     return imdb + extra_eval_results(results.get("extra_eval") or {})
+
+
+def task_eval_results(results: dict[str, Any], dataset: str, task: CardTask) -> list[EvalResult]:
+    """The model-index of other classes (accuracy, macro and weighted F1, ROC AUC where finite) or of a rating
+    (MAE, RMSE, within-one, exact and sign accuracy, Spearman, Pearson, R²), on the test split."""
+    test = results["metrics"]["test"]
+    n_test = test.get("num_examples") or results["dataset"]["splits"]["test"]
+    specs = RATING_INDEX if task.regression else CLASS_INDEX
+    multiclass = task.n > 2
+    return [
+        EvalResult(
+            task_type="text-classification",
+            task_name="Rating Regression" if task.regression else "Text Classification",
+            dataset_type=dataset,
+            dataset_name=f"{dataset} ({n_test:,} test reviews)",
+            dataset_split="test",
+            metric_type=metric_type,
+            metric_value=test[key],
+            metric_name=f"Test {name}",
+            metric_config=config,
+            metric_args={"multi_class": "ovr", "average": "macro"}
+            if key == "roc_auc" and multiclass
+            else args,
+        )
+        for key, metric_type, name, config, args in specs
+        if finite(test.get(key)) is not None
+    ]
+
+
+def task_dataset(name: str, task: CardTask) -> str:
+    """The dataset a card names: the sentiment task's local folders are copies of IMDb; other data is named as
+    the run recorded it (its Hub id, or its folder's name: a made-up id could name a stranger's dataset)."""
+    if task.sentiment or (is_hub_id(name) and "/" in name):
+        return dataset_id(name)
+    return Path(local_dataset_name(name) or name).name
 
 
 def extra_eval_results(extra: dict[str, dict[str, Any]]) -> list[EvalResult]:
@@ -161,14 +324,18 @@ def widget_examples(run_dir: Path) -> list[dict[str, Any]] | None:
 
     The Hub shows an entry's `output` on the model page before anyone runs the widget, so it is computed
     here from the published weights (float32 `pipeline`, long reviews cut as `truncation=True` cuts them),
-    never typed by hand; None when the folder has no model to score them with.
+    never typed by hand; None when the folder has no model to score them with. A rating model's entries have
+    no `output`: the widget would show its rating as a probability.
     """
     if not has_model(run_dir):
         return None
+    examples = space_module("examples").EXAMPLES
+    if json.loads((run_dir / "config.json").read_text()).get("problem_type") == REGRESSION:
+        # The widget draws a score as a probability bar: a rating would read as 700%, so none is given.
+        return [{"text": text, "example_title": title} for title, text in examples]
     import torch
     from transformers import pipeline
 
-    examples = space_module("examples").EXAMPLES
     with onnx_files.quiet():
         classifier = pipeline(
             "text-classification", model=str(run_dir), dtype=torch.float32, top_k=None, device="cpu"
@@ -194,6 +361,9 @@ def card_data(
     onnx: bool = False,
 ) -> ModelCardData:
     """The card's YAML metadata; `onnx`: onnx/ is published, so the Hub lists it for transformers.js."""
+    task = card_task(results)
+    if not task.sentiment:
+        return task_card_data(results, model_name, base, license_id, task, widget=widget, onnx=onnx)
     dataset = dataset_id(results["dataset"]["name"])
     method = results["method"]
     tags = ["text-classification", "sentiment-analysis", "imdb", "movie-reviews", f"{method}-fine-tuning"]
@@ -216,19 +386,76 @@ def card_data(
     )
 
 
+def task_card_data(
+    results: dict[str, Any],
+    model_name: str,
+    base: BaseModel,
+    license_id: str,
+    task: CardTask,
+    *,
+    widget: list[dict[str, Any]] | None,
+    onnx: bool,
+) -> ModelCardData:
+    """Metadata of a run with other classes or a rating: tags and metrics of its task, no sentiment words."""
+    dataset = task_dataset(results["dataset"]["name"], task)
+    method = results["method"]
+    kind = (
+        ["text-regression", "rating-prediction"]
+        if task.regression
+        else ["multi-class-classification"] * (task.n > 2)
+    )
+    tags = [
+        "text-classification",
+        *kind,
+        f"{method}-fine-tuning",
+        *(["peft", "lora"] if method == "lora" else []),
+    ]
+    index = task_eval_results(results, dataset, task)
+    return ModelCardData(
+        model_name=model_name,
+        license=license_id,
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=tags + (ONNX_TAGS if onnx else []),
+        datasets=[dataset] if "/" in dataset else None,
+        metrics=list(dict.fromkeys(r.metric_type for r in index)),
+        base_model=base.hub_id,
+        eval_results=index,
+        widget=widget,
+    )
+
+
 # ---------------------------------------------------------------- body tables
 
 
-def metrics_row(label: str, split: str, m: dict[str, Any]) -> list[str]:
+SENTIMENT_COLUMNS = {**{k: METRIC_NAMES[k] for k in (*CARD_METRICS, "roc_auc")}, "loss": "Loss"}
+
+
+def metrics_row(label: str, split: str, m: dict[str, Any], keys: Any = tuple(SENTIMENT_COLUMNS)) -> list[str]:
     return [
         label,
         split,
         fmt(m.get("num_examples")),
-        *(fmt(m.get(k)) for k in (*CARD_METRICS, "roc_auc", "loss")),
+        *(fmt(finite(m.get(k))) for k in keys),
     ]
 
 
-def results_rows(results: dict[str, Any]) -> list[list[str]]:
+def result_columns(results: dict[str, Any], task: CardTask) -> dict[str, str]:
+    """The results table's metric columns: ROC AUC only where a row has it, sign accuracy with a midpoint."""
+    if task.sentiment:
+        return SENTIMENT_COLUMNS
+    rows = [m for m in results["metrics"].values() if isinstance(m, dict)]
+    columns = RATING_COLUMNS if task.regression else CLASS_COLUMNS
+    optional = ("roc_auc", "sign_accuracy")
+    return {
+        k: v
+        for k, v in columns.items()
+        if k not in optional or any(finite(m.get(k)) is not None for m in rows)
+    }
+
+
+def results_rows(results: dict[str, Any], columns: dict[str, str] = SENTIMENT_COLUMNS) -> list[list[str]]:
     metrics = results["metrics"]
     rows = []
     if metrics.get("baseline"):
@@ -236,12 +463,16 @@ def results_rows(results: dict[str, Any]) -> list[list[str]]:
         label = (
             "Before fine-tuning (baseline, stratified subset)" if subset else "Before fine-tuning (baseline)"
         )
-        rows.append(metrics_row(label, "test", metrics["baseline"]))
-    chosen = "Fine-tuned (best checkpoint)" if results.get("best_checkpoint_step") else "Fine-tuned (last step)"
-    rows.append(metrics_row(chosen, "validation", metrics["validation"]))
-    rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"]))
+        rows.append(metrics_row(label, "test", metrics["baseline"], columns))
+    chosen = (
+        "Fine-tuned (best checkpoint)" if results.get("best_checkpoint_step") else "Fine-tuned (last step)"
+    )
+    rows.append(metrics_row(chosen, "validation", metrics["validation"], columns))
+    rows.append(metrics_row("**Fine-tuned (this model)**", "**test**", metrics["test"], columns))
     if metrics.get("test_truncated"):
-        rows.append(metrics_row("Fine-tuned, long reviews truncated", "test", metrics["test_truncated"]))
+        rows.append(
+            metrics_row("Fine-tuned, long reviews truncated", "test", metrics["test_truncated"], columns)
+        )
     return rows
 
 
@@ -274,11 +505,27 @@ def find_sweep(run_dir: Path, sweep: Path | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def sweep_rows(path: Path, preset: str | None) -> list[list[str]]:
-    """Every configuration of the sweep in the sweep's order (best validation F1 first), this run in bold."""
+SWEEP_HEADERS = ["Preset", "Learning rate", "Batch size", "Epochs", "Validation F1", "Test accuracy",
+                 "Test F1",
+                 "Test precision", "Test recall", "Training time"]  # fmt: skip
+
+
+def sweep_columns(table: pd.DataFrame, task: CardTask) -> tuple[str | None, list[str]]:
+    """The sweep table's validation column and test metric columns: the sentiment ones, or those of the task's
+    results-table columns the sweep wrote."""
+    if task.sentiment:
+        return "validation_f1", list(CARD_METRICS)
+    validation = next((c for c in table.columns if c.startswith("validation_")), None)
+    columns = RATING_COLUMNS if task.regression else CLASS_COLUMNS
+    return validation, [k for k in columns if k in table.columns and k != "loss"]
+
+
+def sweep_table(path: Path, preset: str | None, task: CardTask) -> tuple[list[str], list[list[str]]]:
+    """Every configuration of the sweep in its order (best validation metric first), this run in bold."""
     table = pd.read_csv(path)
     summary = path.with_name("sweep.json")
     best = json.loads(summary.read_text()).get("best_preset") if summary.is_file() else None
+    validation, metrics = sweep_columns(table, task)
     rows = []
     for r in table.to_dict("records"):
         name = f"`{r['preset']}`" + (" (best)" if r["preset"] == best else "")
@@ -290,15 +537,24 @@ def sweep_rows(path: Path, preset: str | None) -> list[list[str]]:
                 f"{r['learning_rate']:g}",
                 fmt(int(r["batch_size"])),
                 f"{r['epochs']:g}",
-                fmt(r.get("validation_f1")),
-                *(fmt(float(r[k])) for k in CARD_METRICS),
+                *([fmt(r.get(validation))] if validation else []),
+                *(fmt(finite(float(r[k]))) for k in metrics),
                 duration(float(r["train_runtime_s"])),
             ]
         )
-    return rows
+    if task.sentiment:
+        return SWEEP_HEADERS, rows
+    names = RATING_COLUMNS if task.regression else CLASS_COLUMNS
+    shown = [f"Validation {validation.removeprefix('validation_')}"] if validation else []
+    return [*SWEEP_HEADERS[:4], *shown, *(f"Test {names[k]}" for k in metrics), SWEEP_HEADERS[-1]], rows
 
 
-def dataset_rows(dataset: dict[str, Any]) -> list[list[str]]:
+DATASET_HEADERS = ["Split", "Reviews", "Mean words", "Median words", "p90 words", "Max words", "Mean tokens",
+                   "p90 tokens", "Over max length"]  # fmt: skip
+
+
+def dataset_rows(dataset: dict[str, Any], labels: tuple[str, ...] = SENTIMENT_LABELS) -> list[list[str]]:
+    """Per split: its size, the count of each of `labels` (none: a separate table has them), its lengths."""
     rows = []
     for split in SPLITS:
         if split not in dataset["splits"]:
@@ -311,8 +567,7 @@ def dataset_rows(dataset: dict[str, Any]) -> list[list[str]]:
             [
                 split,
                 fmt(dataset["splits"][split]),
-                fmt(counts.get("NEGATIVE")),
-                fmt(counts.get("POSITIVE")),
+                *(fmt(counts.get(label)) for label in labels),
                 fmt(words.get("mean"), 1),
                 fmt(words.get("median"), 0),
                 fmt(words.get("p90"), 0),
@@ -325,11 +580,58 @@ def dataset_rows(dataset: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def bucket_rows(errors: ErrorAnalysis) -> list[list[str]]:
+def label_count_rows(dataset: dict[str, Any], task: CardTask) -> tuple[list[str], list[list[str]]]:
+    """Other classes or ratings: a row per class (label order) or rating (ascending), a column per split."""
+    counts = dataset.get("label_counts", {})
+    splits = [split for split in SPLITS if split in dataset["splits"]]
+    if task.regression:
+        values = sorted({v for split in splits for v in counts.get(split, {})}, key=float)
+    else:
+        values = list(task.labels)
+    headers = ["Rating" if task.regression else "Label", *splits]
+    return headers, [
+        [escape_cell(v), *(fmt(counts.get(split, {}).get(v, 0)) for split in splits)] for v in values
+    ]
+
+
+def confusion_rows(test: dict[str, Any], labels: tuple[str, ...]) -> list[list[str]]:
+    """The N×N confusion matrix as table rows: true class in bold, then its count per predicted class."""
+    return [
+        [f"**{escape_cell(label)}**", *(fmt(c) for c in row)]
+        for label, row in zip(labels, test["confusion_matrix"])
+    ]
+
+
+def per_rating_rows(test: dict[str, Any]) -> list[list[str]]:
+    """True rating -> reviews, mean prediction, MAE, in ascending rating."""
+    per_rating = test.get("per_rating") or {}
+    return [
+        [k, fmt(v.get("count")), fmt(v.get("mean_prediction"), 2), fmt(v.get("mae"), 2)]
+        for k, v in sorted(per_rating.items(), key=lambda kv: float(kv[0]))
+    ]
+
+
+def pair_rows(errors: ErrorAnalysis) -> list[list[str]]:
+    """Most confused (true, predicted) class pairs, most frequent first."""
+    return [[escape_cell(c.label), escape_cell(c.pred), fmt(c.count), f"{c.share:.1%}"] for c in errors.pairs]
+
+
+def rating_example_rows(errors: RatingAnalysis) -> list[list[str]]:
+    return [
+        [f"{e.label:g}", f"{e.pred:.2f}", f"{e.error:+.2f}", fmt(e.n_words), escape_cell(e.text)]
+        for e in errors.examples
+    ]
+
+
+def bucket_rows(errors: ErrorAnalysis | RatingAnalysis) -> list[list[str]]:
+    if isinstance(errors, RatingAnalysis):
+        return [[b.label, fmt(b.count), fmt(b.accuracy), fmt(b.mae)] for b in errors.buckets]
     return [[b.label, fmt(b.count), fmt(b.accuracy), fmt(b.errors)] for b in errors.buckets]
 
 
-def example_rows(errors: ErrorAnalysis) -> list[list[str]]:
+def example_rows(errors: ErrorAnalysis | RatingAnalysis) -> list[list[str]]:
+    if isinstance(errors, RatingAnalysis):
+        return rating_example_rows(errors)
     return [
         [e.label, e.pred, fmt(e.confidence, 3), fmt(e.n_words), escape_cell(e.text)] for e in errors.examples
     ]
@@ -428,6 +730,8 @@ def lora_rows(lora: dict[str, Any] | None) -> list[list[str]]:
 
 def accuracy_interval(test: dict[str, Any]) -> float | None:
     """Half-width of the 95% normal-approximation interval: tells how much a small test set can be trusted."""
+    if test.get("accuracy") is None:  # a rating run
+        return None
     n, p = test.get("num_examples"), test["accuracy"]
     return 1.96 * math.sqrt(p * (1 - p) / n) if n else None
 
@@ -448,26 +752,51 @@ def default_repo_id(run_dir: Path) -> str:
     return f"YOUR_USERNAME/{run_dir.resolve().name}"
 
 
-def figures(run_dir: Path, results: dict[str, Any]) -> dict[str, str]:
+def task_figures(
+    run_dir: Path, results: dict[str, Any], task: CardTask, errors: ErrorAnalysis | RatingAnalysis | None
+) -> dict[str, str]:
+    """The figure of the test predictions: the confusion matrix over the task's classes, or a rating run's
+    predicted against true rating (with the spread of its predictions when test_predictions.csv is there)."""
+    test = results["metrics"]["test"]
+    title = f"Test split ({test['num_examples']:,} reviews)"
+    stale = run_dir / (plots.CONFUSION_MATRIX if task.regression else plots.RATINGS)
+    stale.unlink(missing_ok=True)  # an earlier build's figure of another task must not be published
+    if task.regression:
+        predictions = errors.predictions if isinstance(errors, RatingAnalysis) else None
+        return {
+            "ratings": plots.ratings(
+                test.get("per_rating") or {}, run_dir / plots.RATINGS, title, predictions
+            )
+        }
+    matrix = plots.confusion_matrix(
+        test["confusion_matrix"], run_dir / plots.CONFUSION_MATRIX, title, task.labels
+    )
+    return {"confusion_matrix": matrix}
+
+
+def figures(
+    run_dir: Path,
+    results: dict[str, Any],
+    task: CardTask | None = None,
+    errors: ErrorAnalysis | RatingAnalysis | None = None,
+) -> dict[str, str]:
     """Draw the card's figures beside it; returns their file names by role."""
+    task = task or card_task(results)
     test, dataset = results["metrics"]["test"], results["dataset"]
     images = {
-        "confusion_matrix": plots.confusion_matrix(
-            test["confusion_matrix"],
-            run_dir / plots.CONFUSION_MATRIX,
-            f"Test split ({test['num_examples']:,} reviews)",
-        ),
+        **task_figures(run_dir, results, task, errors),
         "training_curves": plots.training_curves(
             results.get("log_history", []),
             results.get("best_checkpoint_step"),
             run_dir / plots.TRAINING_CURVES,
+            *([] if task.sentiment else [CURVES[task.kind]]),
         ),
     }
     if dataset.get("length_histogram"):
         images["length_histogram"] = plots.length_histogram(
             dataset["length_histogram"], run_dir / plots.LENGTH_HISTOGRAM
         )
-    calibration = results.get("calibration")
+    calibration = None if task.regression else results.get("calibration")
     if calibration:
         windowed, applied = bool(calibration.get("test_windowed")), calibration_applied(calibration)
         images["reliability_diagram"] = plots.reliability_diagram(
@@ -476,6 +805,7 @@ def figures(run_dir: Path, results: dict[str, Any]) -> dict[str, str]:
             f"Test split ({test['num_examples']:,} reviews{', long ones in windows' if windowed else ''}), "
             + (f"temperature {calibration['temperature']:.3f}" if applied else "not calibrated"),
             applied=applied,
+            num_classes=task.n,
         )
     else:  # a figure of an earlier build must not be published with a card that no longer shows it
         (run_dir / plots.RELIABILITY_DIAGRAM).unlink(missing_ok=True)
@@ -629,6 +959,62 @@ def behaviour_rows(behaviour: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
+def summary_text(task: CardTask, test: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    """The intro's figures for other classes or a rating: "accuracy **x** and macro F1 **y** (before ...)"."""
+    if task.regression:
+        first, second = ("mae", "mean absolute error"), ("spearman", "Spearman correlation")
+    else:
+        first, second = ("accuracy", "accuracy"), ("f1_macro", "macro F1")
+    text = f"{first[1]} **{fmt(test.get(first[0]))}** and {second[1]} **{fmt(finite(test.get(second[0])))}**"
+    if baseline:
+        subset = (baseline.get("num_examples") or 0) < (test.get("num_examples") or 0)
+        text += (
+            f" (before fine-tuning: {first[1]} {fmt(baseline.get(first[0]))}, {second[1]} "
+            f"{fmt(finite(baseline.get(second[0])))}"
+            + (f", on a stratified {fmt(baseline['num_examples'])} of them" if subset else "")
+            + ")"
+        )
+    return text
+
+
+def dataset_markdown(name: str, task: CardTask) -> str:
+    """Other tasks' data as the intro names it: a Hub dataset linked, a local one by its recorded name."""
+    shown = task_dataset(name, task)
+    if "/" in shown and is_hub_id(shown):
+        return f"[`{shown}`](https://huggingface.co/datasets/{shown})"
+    return f"the local dataset `{local_dataset_name(name) or shown}`"
+
+
+def task_context(run_dir: Path, results: dict[str, Any], task: CardTask, errors: Any) -> dict[str, Any]:
+    """The template's variables that depend on the label set (the sentiment card's are in the template)."""
+    metrics, dataset = results["metrics"], results["dataset"]
+    columns = result_columns(results, task)
+    calibration = results.get("calibration") or {}
+    count_headers, count_rows = label_count_rows(dataset, task)
+    return {
+        "task": task,
+        "results_headers": ["Model", "Split", "Reviews", *columns.values()],
+        "results_rows": results_rows(results, columns),
+        "summary": summary_text(task, metrics["test"], metrics.get("baseline")),
+        "dataset_markdown": dataset_markdown(dataset["name"], task),
+        "imdb_data": task.sentiment or task_dataset(dataset["name"], task) == IMDB_ID,
+        "dataset_headers": DATASET_HEADERS[:2]
+        + ([*task.labels] if task.sentiment else [])
+        + DATASET_HEADERS[2:],
+        "dataset_rows": dataset_rows(dataset, task.labels if task.sentiment else ()),
+        "label_count_headers": count_headers,
+        "label_count_rows": [] if task.sentiment else count_rows,
+        "confusion_headers": ["True \\ Predicted", *(escape_cell(label) for label in task.labels)],
+        "confusion_rows": [] if task.regression else confusion_rows(metrics["test"], task.labels),
+        "per_rating_rows": per_rating_rows(metrics["test"]) if task.regression else [],
+        "pair_rows": pair_rows(errors) if isinstance(errors, ErrorAnalysis) and not task.sentiment else [],
+        "rating_calibration": sentence(calibration.get("reason") or RATING_NOT_CALIBRATED)
+        if task.regression
+        else None,
+        "misclassified_file": (run_dir / "misclassified.csv").is_file(),
+    }
+
+
 def build_card(
     run_dir: Path,
     repo_id: str | None = None,
@@ -650,11 +1036,18 @@ def build_card(
     # With --eval_windows the headline `test` metrics are windowed and `test_truncated` holds the same
     # reviews cut to max_length, as `pipeline` reads them; without windows there is no second row.
     truncated = metrics.get("test_truncated")
-    errors = analyse(run_dir, model["max_length"], windowed=bool(truncated))
+    task = card_task(results)
+    if task.regression:
+        errors = analyse_ratings(run_dir, model["max_length"], windowed=bool(truncated))
+    else:
+        errors = analyse(run_dir, model["max_length"], windowed=bool(truncated), labels=task.labels)
     sweep_path = find_sweep(run_dir, sweep)
+    sweep_headers, sweep_rows = (
+        sweep_table(sweep_path, results.get("preset"), task) if sweep_path else ([], None)
+    )
     long_reviews = errors.buckets[-1] if errors else None
 
-    images = figures(run_dir, results)
+    images = figures(run_dir, results, task, errors)
     onnx = onnx_files.load_agreement(run_dir)
     behaviour = results.get("behaviour") or {}
 
@@ -675,10 +1068,9 @@ def build_card(
         accuracy_interval=accuracy_interval(test),
         full_test_size=IMDB_TEST_SIZE,
         fmt=fmt,
-        results_rows=results_rows(results),
-        per_class_rows=per_class_rows(test),
-        sweep_rows=sweep_rows(sweep_path, results.get("preset")) if sweep_path else None,
-        dataset_rows=dataset_rows(dataset),
+        per_class_rows=[] if task.regression else per_class_rows(test),
+        sweep_headers=sweep_headers,
+        sweep_rows=sweep_rows,
         setup_rows=setup_rows(results),
         hyperparameter_rows=hyperparameter_rows(results["hyperparameters"]),
         lora_rows=lora_rows(model.get("lora")),
@@ -687,7 +1079,7 @@ def build_card(
         example_rows=example_rows(errors) if errors else [],
         long_reviews=long_reviews,
         truncated=truncated,
-        calibration=calibration_view(results.get("calibration")),
+        calibration=None if task.regression else calibration_view(results.get("calibration")),
         extra_eval_rows=extra_eval_rows(results, errors),
         behaviour_rows=behaviour_rows(behaviour),
         neutral=behaviour.get("neutral"),
@@ -698,6 +1090,7 @@ def build_card(
         over_share=dataset.get("length", {}).get("test", {}).get("over_max_length_share"),
         images=images,
         citations=citations_for(base, results["method"], model.get("model_type")),
+        **task_context(run_dir, results, task, errors),
     )
     path = run_dir / CARD_FILE
     card.save(path)

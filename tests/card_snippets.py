@@ -6,7 +6,8 @@ A subprocess of tests/test_publish.py, pointed at the local Hub by its environme
 block of the card runs once, unchanged (loading the model from the repo it names); its last line,
 the call on EXAMPLE_TEXT, is then evaluated with each review of REVIEWS.csv's `text` column in place of
 the example. Prints one JSON object: per snippet (`pipeline`, `windows`, `adapter`) its results in
-review order, and with MERGED_REPO the merged model's probabilities (`merged`) to compare the adapter's with.
+review order, and with MERGED_REPO the merged model's probabilities (a rating model's ratings) (`merged`) to
+compare the adapter's with.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(merged_repo[0])
         with torch.no_grad():
             batches = [tokenizer(t, truncation=True, return_tensors="pt") for t in reviews]
-            out["merged"] = [model(**batch).logits.softmax(-1).tolist() for batch in batches]
+            logits = [model(**batch).logits for batch in batches]
+            # A rating model's one output is the rating itself; a classifier's are turned into probabilities.
+            rating = model.config.problem_type == "regression"
+            out["merged"] = [(x if rating else x.softmax(-1)).tolist() for x in logits]
     print(json.dumps(out))
 
 
