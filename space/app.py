@@ -50,7 +50,7 @@ def page_intro(model_id: str, task: Task) -> str:
     if task.is_rating:
         scale = f", on a {task.scale()} scale" if task.rating_range else ""
         question = f"How would a movie review rate{scale}?"
-    elif task.kind == KIND_BINARY:
+    elif task.kind == KIND_BINARY and {label.upper() for label in task.labels} == {"NEGATIVE", "POSITIVE"}:
         question = "Is a movie review positive or negative?"
     else:
         question = f"Is a movie review {task.answer_words()}?"
@@ -216,7 +216,7 @@ def build_app(model: SentimentModel, settings: Settings | None = None) -> gr.Blo
             engine_choices,
             value=default_engine,
             label="Engine",
-            info=engine_note(timings, default_engine, bool(forced), TIMING_WORDS),
+            info=engine_note(timings, default_engine, bool(forced), TIMING_WORDS, model.task),
         )
         with gr.Tab("Review"):
             typed = _review_tab(limits, model.task)

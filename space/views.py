@@ -46,10 +46,15 @@ SHORT_REVIEW_WORDS = 25
 SHORT_SET_MEAN_WORDS = 40
 
 
-def engine_note(timings: dict[str, float], default: str, forced: bool, words: Sequence[int]) -> str:
+def engine_note(
+    timings: dict[str, float], default: str, forced: bool, words: Sequence[int], task: Task | None = None
+) -> str:
     """What this host measured at start-up, for the engine menu: never a figure from elsewhere."""
     measured = ", ".join(f"{engine} {seconds * 1000:.0f} ms" for engine, seconds in timings.items())
-    why = "set by SPACE_ENGINE" if forced else "the fastest here of those that keep float32's labels"
+    kept = "labels"
+    if task is not None and task.is_rating:
+        kept = f"ratings (within {task.rating_tolerance():g})"
+    why = "set by SPACE_ENGINE" if forced else f"the fastest here of those that keep float32's {kept}"
     work = f"a file of {len(words)} reviews of {min(words)} to {max(words)} words, median of 3 runs"
     return f"Measured on this machine at start-up ({work}): {measured}. Default: {default} ({why})."
 
