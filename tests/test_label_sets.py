@@ -171,3 +171,15 @@ def test_prepared_splits_keep_the_task(tmp_path: Path) -> None:
     rated = prepare_splits(rating, seed=0)
     assert set(np.unique(rated["test"]["label"])) <= {1.0, 2.0, 4.0, 7.0, 9.0, 10.0}
     assert read_task(rated["train"], rating).regression
+
+
+def test_a_rating_sweep_ranks_by_validation_rmse(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    train_main([*tiny_args(tiny_model_dir, out, "--sweep", "standard,high-lr"), "--dataset_name", str(THREE_WAY),
+                "--task", "regression", "--label_column", "rating", "--max_train_samples", "48",
+                "--max_eval_samples", "24", "--max_test_samples", "24", "--baseline", "false"])  # fmt: skip
+    table = pd.read_csv(out / "sweep.csv")
+    assert list(table.columns[5:10]) == ["validation_rmse", "mae", "rmse", "within_one", "spearman"]
+    assert table["validation_rmse"].is_monotonic_increasing  # lower is better: the best run first
+    assert table["validation_rmse"].nunique() == 2
+    assert json.loads((out / "sweep.json").read_text())["best_preset"] == table.iloc[0]["preset"]
