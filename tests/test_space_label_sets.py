@@ -135,6 +135,9 @@ def test_task_is_read_from_the_contracts_config(
         task_module.KIND_RATING, ("RATING",), (1.0, 10.0), 5.5)  # fmt: skip
     assert rating.side(5.5) == "positive" and rating.side(5.4) == "negative" and rating.scale() == "1–10"
     assert rating.answer_words() == "a rating on a 1–10 scale"
+    other_two = task_module.Task(task_module.KIND_BINARY, ("bad", "good"))
+    assert "Is a movie review good or bad?" in app.page_intro("m", other_two)
+    assert "Is a movie review positive or negative?" in app.page_intro("m", binary)
     no_scale = AutoConfig.from_pretrained(rating_dir, rating_range=[3, 3], rating_midpoint=None)
     assert task_module.Task.from_config(no_scale) == task_module.Task(task_module.KIND_RATING, ("RATING",))
 
@@ -303,6 +306,8 @@ def test_rating_page_shows_the_rating(rated) -> None:
     assert page_component(config, "highlightedtext")["label"].endswith(
         "(green: raised the rating, red: lowered it)"
     )
+    engine_info = page_component(config, "radio", "Engine")["info"]
+    assert "the fastest here of those that keep float32's ratings (within 0.18)" in engine_info
     tools, answer = mcp_tools_and_answer(url, {"text": TWO_REVIEWS[0], "engine": "float"})
     assert answer == result
     assert (
