@@ -17,7 +17,7 @@ from local_hub import local_hub  # noqa: F401  (the fixture, for every test modu
 
 from bench.random_models import BINARY, build_random_model
 
-pytest_plugins = ["space_fixtures"]  # the launched Space, for every Space test module
+pytest_plugins = ["space_fixtures", "js_client"]  # the launched Space; transformers.js and a module's own Hub
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

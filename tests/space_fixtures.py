@@ -6,8 +6,11 @@ A pytest plugin rather than fixtures in one test module, so that no test module 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,24 @@ def space_url(tiny_model: sentiment.SentimentModel) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def client(space_url: str) -> Client:
     return Client(space_url, verbose=False)
+
+
+@contextmanager
+def launched(app_py: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`python app.py` on a free port, with `env` (MODEL_ID and the Hub); yields its address once it serves."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = log_path.open("w+")
+    proc = subprocess.Popen([sys.executable, str(app_py)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 150
+        while url not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+        yield url + "/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

@@ -8,14 +8,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT as PROJECT, free_port, train_tiny
+from conftest import ROOT as PROJECT, train_tiny
 from huggingface_hub import HfApi
+from space_fixtures import launched
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "space"
@@ -35,27 +34,6 @@ def hub_model(local_hub, tiny_model_dir: Path, tmp_path: Path) -> str:
         path_or_fileobj=str(tmp_path / "card" / "README.md"), path_in_repo="README.md", repo_id=repo_id
     )
     return repo_id
-
-
-@contextmanager
-def launched(app_py: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`python app.py` on a free port, with `env` (MODEL_ID and the Hub); yields its address once it serves."""
-    port = free_port()
-    env = {**env, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = log_path.open("w+")
-    proc = subprocess.Popen([sys.executable, str(app_py)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 150
-        while url not in log_path.read_text():
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the app did not start"
-            time.sleep(0.5)
-        yield url + "/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture

@@ -11,13 +11,9 @@ onnx/model_quantized.onnx), on 200 real reviews; its labels and scores are compa
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +21,13 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 from conftest import ROOT, SAMPLE_DIR, train_tiny
-from local_hub import LocalHub, running_hub
+from js_client import REPO_ID, run_node_module, run_transformers_js
+from local_hub import LocalHub
 from task_runs import THREE_CLASSES, build_task_run
 from transformers import AutoTokenizer, pipeline
 
 from model_card import onnx_files
 
-JS_DIR = ROOT / "tests" / "js"
-CACHE = Path(
-    os.environ.get("TRANSFORMERS_JS_CACHE", Path.home() / ".cache" / "imdb-sentiment" / "transformers-js")
-)
-# The Node version the pinned transformers.js needs (its image dependency, sharp, declares >= 20.9.0).
-MIN_NODE = (20, 9)
-REPO_ID = "alice/imdb-js"
 REVIEWS = 200
 MIN_LABEL_AGREEMENT = 0.99
 # |P(label) from transformers.js - P(label) from torch|, every label of every review that fits the model's
@@ -47,65 +37,6 @@ MIN_LABEL_AGREEMENT = 0.99
 # A longer review counts for labels only: transformers.js 4.3.2 cuts the encoded sequence, special tokens
 # included (its truncateHelper), so there such a review loses its final [SEP], which Python keeps.
 SCORE_TOLERANCE = {"fp32": 1e-5, "q8": 0.05}
-
-
-def _node_version(node: str) -> tuple[int, ...]:
-    out = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
-    return tuple(int(part) for part in out.strip().lstrip("v").split(".")[:2])
-
-
-def install_transformers_js() -> Path:
-    """Where tests/js's pinned dependencies are installed, once per lock file; skips where they cannot be."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip(
-            "Node.js and npm are not installed (apt-get install nodejs npm), so transformers.js cannot run"
-        )
-    if _node_version(node) < MIN_NODE:
-        pytest.skip(
-            f"Node {_node_version(node)} is older than the {MIN_NODE} the pinned transformers.js needs"
-        )
-    files = ("package.json", "package-lock.json")
-    key = hashlib.sha256(b"".join((JS_DIR / name).read_bytes() for name in files)).hexdigest()[:16]
-    target = CACHE / key
-    if (target / "node_modules" / "@huggingface" / "transformers" / "package.json").is_file():
-        return target
-    staging = CACHE / f".{key}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in files:
-        shutil.copy(JS_DIR / name, staging / name)
-    # --ignore-scripts: onnxruntime-node's install script only fetches CUDA libraries (from NuGet, off the
-    # registry); its CPU binaries are in the npm package itself.
-    result = subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=staging,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()] or ["(no output)"]
-        pytest.skip(f"npm could not install the pinned @huggingface/transformers (offline?): {errors[0]}")
-    try:
-        staging.rename(target)
-    except OSError:  # another run installed the same lock file meanwhile
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-@pytest.fixture(scope="module")
-def install() -> Path:
-    """transformers.js, installed first: where it cannot be, the tests skip before training anything."""
-    return install_transformers_js()
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[LocalHub]:
-    with running_hub() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -136,40 +67,11 @@ def _scores(predictions: list[list[dict]]) -> list[dict[str, float]]:
     return [{item["label"]: float(item["score"]) for item in prediction} for prediction in predictions]
 
 
-def _transformers_js(
-    install: Path,
-    hub: LocalHub,
-    dtype: str,
-    texts: list[str],
-    cache: Path,
-    repo: str = REPO_ID,
-    output: str = "pipeline",
-) -> dict:
-    request = {
-        "host": f"{hub.endpoint}/",
-        "repo": repo,
-        "dtype": dtype,
-        "cache_dir": str(cache),
-        "texts": texts,
-        "output": output,
-    }
-    result = subprocess.run(
-        ["node", str(JS_DIR / "classify.mjs"), str(install)],
-        input=json.dumps(request),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
 @pytest.mark.parametrize("dtype", ["fp32", "q8"])
 def test_transformers_js_classifies_the_published_model_like_torch(
     install: Path, hub: LocalHub, run_dir: Path, reviews: list[str], tmp_path: Path, dtype: str
 ) -> None:
-    answer = _transformers_js(install, hub, dtype, reviews, tmp_path / "transformers-js-cache")
+    answer = run_transformers_js(install, hub, dtype, reviews, tmp_path / "transformers-js-cache")
     # It downloaded the file of its dtype from the local Hub (its cache was empty before).
     downloaded = {path.name for path in (tmp_path / "transformers-js-cache").rglob("*.onnx")}
     assert downloaded == {"model.onnx" if dtype == "fp32" else "model_quantized.onnx"}
@@ -203,21 +105,7 @@ def test_card_transformers_js_snippet_runs_as_written(
     card = (run_dir / "README.md").read_text()
     snippet = card.split("```js\n")[1].split("```")[0]
     assert f'"{REPO_ID}"' in snippet
-    setup = (
-        'import { env } from "@huggingface/transformers";\n'
-        f'env.remoteHost = "{hub.endpoint}/";\n'
-        "env.allowLocalModels = false;\n"
-        f"env.cacheDir = {json.dumps(str(tmp_path / 'cache'))};\n"
-    )
-    module = install / f"card-snippet-{os.getpid()}.mjs"
-    module.write_text(setup + snippet)
-    try:
-        result = subprocess.run(
-            ["node", str(module)], capture_output=True, text=True, timeout=300, check=False
-        )
-    finally:
-        module.unlink()
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_node_module(install, hub, snippet, tmp_path / "cache")
     example = snippet.split('classifier("')[1].split('"')[0]
     expected = pipeline("text-classification", model=str(run_dir))(example)[0]["label"]
     assert f"label: '{expected}'" in result.stdout, result.stdout
@@ -285,7 +173,7 @@ def test_transformers_js_gives_every_class_score_of_a_three_class_model(
     install: Path, hub: LocalHub, task_runs: dict[str, Path], reviews: list[str], tmp_path: Path, dtype: str
 ) -> None:
     run = task_runs["3-class"]
-    answer = _transformers_js(install, hub, dtype, reviews, tmp_path / "cache", repo=TASK_REPOS["3-class"])
+    answer = run_transformers_js(install, hub, dtype, reviews, tmp_path / "cache", repo=TASK_REPOS["3-class"])
     got = _scores(answer["predictions"])
     # top_k null: every class, by the names in config.json, for every review.
     assert all(set(scores) == set(THREE_CLASSES) for scores in got) and len(got) == REVIEWS
@@ -316,10 +204,10 @@ def test_transformers_js_gives_a_rating_models_value_called_directly(
 ) -> None:
     run, repo = task_runs["rating"], TASK_REPOS["rating"]
     # Its text-classification pipeline softmaxes the one output: 1 for every review, the rating lost.
-    piped = _transformers_js(install, hub, dtype, reviews[:8], tmp_path / "pipe", repo=repo)["predictions"]
+    piped = run_transformers_js(install, hub, dtype, reviews[:8], tmp_path / "pipe", repo=repo)["predictions"]
     assert all(p == [{"label": "RATING", "score": 1}] for p in piped), piped
     # Called directly, the model gives the rating Python's pipeline gives (its "score", no function applied).
-    answer = _transformers_js(install, hub, dtype, reviews, tmp_path / "cache", repo=repo, output="logits")
+    answer = run_transformers_js(install, hub, dtype, reviews, tmp_path / "cache", repo=repo, output="logits")
     got = np.array(answer["predictions"], dtype=np.float64)
     assert got.shape == (REVIEWS, 1)
     torch_pipe = pipeline("text-classification", model=str(run))
@@ -344,20 +232,6 @@ def test_rating_snippet_runs_as_written(
     """RATING_SNIPPET, after only the lines pointing transformers.js at the local Hub, prints the rating."""
     run, text = task_runs["rating"], "A moving, funny and beautifully acted film."
     snippet = RATING_SNIPPET.replace("{repo}", TASK_REPOS["rating"]).replace("{text}", text)
-    setup = (
-        'import { env } from "@huggingface/transformers";\n'
-        f'env.remoteHost = "{hub.endpoint}/";\n'
-        "env.allowLocalModels = false;\n"
-        f"env.cacheDir = {json.dumps(str(tmp_path / 'cache'))};\n"
-    )
-    module = install / f"rating-snippet-{os.getpid()}.mjs"
-    module.write_text(setup + snippet)
-    try:
-        result = subprocess.run(
-            ["node", str(module)], capture_output=True, text=True, timeout=300, check=False
-        )
-    finally:
-        module.unlink()
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_node_module(install, hub, snippet, tmp_path / "cache")
     rating = float(result.stdout.strip().splitlines()[-1])
     assert rating == pytest.approx(_int8_outputs(run, [text])[0, 0], abs=INT8_SAME_FILE_TOLERANCE)
