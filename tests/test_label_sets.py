@@ -127,6 +127,7 @@ def test_a_rating_from_training_to_pipeline(rating_run: Path, capsys: pytest.Cap
     assert config["rating_range"] == record["task"]["range"] and config["rating_midpoint"] == 5.5
     assert record["calibration"]["applied"] is False and "rating" in record["calibration"]["reason"]
     assert record["behaviour"] is None and record["extra_eval"] is None
+    assert record["hyperparameters"]["metric_for_best_model"] == "rmse"  # what chose the checkpoint
     table = pd.read_csv(rating_run / "test_predictions.csv", keep_default_na=False)
     assert list(table.columns) == ["text", "label", "pred", "error", "n_tokens", "correct"]
     test = record["metrics"]["test"]

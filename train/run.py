@@ -292,7 +292,10 @@ def build_record(
             "dropout": dropout_overrides(model.config, config.model) or None,
             "lora": _lora_summary(config, model) if config.model.method == "lora" else None,
         },
-        "hyperparameters": hyperparameters(run, precision),
+        # The checkpoint metric as the task resolved it (f1 becomes macro F1 or RMSE): what chose the model.
+        "hyperparameters": {
+            **hyperparameters(run, precision), "metric_for_best_model": trainer.args.metric_for_best_model
+        },
         "environment": results.environment(trainer.args.world_size, precision),
         "timings": timings,
         "metrics": metrics,
