@@ -454,7 +454,11 @@ def test_committed_runs_still_render(tmp_path: Path) -> None:
         results = json.loads(results_file.read_text())
         calibration = results.get("calibration")
         assert ("### Calibration" in card.text) is bool(calibration)
-        if calibration:
+        if calibration and (results.get("task") or {}).get("kind") == "regression":  # a rating: no temperature
+            reason = calibration["reason"]
+            assert f"{reason[0].upper()}{reason[1:]}." in " ".join(card.text.split())
+            assert "temperature-calibrated" not in card.text
+        elif calibration:
             assert_calibration_section(card, calibration)
         assert ("## Beyond IMDb" in card.text) is bool(results.get("extra_eval"))
         assert ("## Behaviour suite" in card.text) is bool(results.get("behaviour"))
