@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,14 @@ def run_node_module(install: Path, hub: LocalHub, code: str, cache: Path) -> sub
         module.unlink()
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def push(hub: LocalHub, run: Path, repo: str, home: Path) -> None:
+    """`python -m model_card push run --repo_id repo` to the local Hub, as a user runs it; asserts it succeeded."""
+    result = subprocess.run([sys.executable, "-m", "model_card", "push", str(run), "--repo_id", repo], cwd=ROOT,
+                            check=False, env=hub.client_env(home, hub.token), capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")

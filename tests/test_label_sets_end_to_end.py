@@ -7,13 +7,11 @@ where each must give what Python's `pipeline` gives for the same reviews.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, tiny_args
-from js_client import run_transformers_js
+from js_client import push, run_transformers_js
 from local_hub import LocalHub
 from space_fixtures import SPACE, launched
 from transformers import pipeline
@@ -40,10 +38,7 @@ def published(request: pytest.FixtureRequest, install: Path, hub: LocalHub, tiny
                 "--max_eval_samples", "30", "--max_test_samples", "90", "--num_train_epochs", "2",
                 "--learning_rate", "1e-3", "--precision", "fp32", *RUNS[kind]])  # fmt: skip
     repo = f"{hub.user}/three-way-{kind}"
-    pushed = subprocess.run([sys.executable, "-m", "model_card", "push", str(run), "--repo_id", repo], cwd=ROOT,
-                            env=hub.client_env(tmp_path_factory.mktemp("home"), hub.token), capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
-    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    push(hub, run, repo, tmp_path_factory.mktemp("home"))
     return kind, run, repo
 
 

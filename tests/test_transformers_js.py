@@ -12,16 +12,14 @@ onnx/model_quantized.onnx), on 200 real reviews; its labels and scores are compa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLE_DIR, train_tiny
-from js_client import REPO_ID, run_node_module, run_transformers_js
+from conftest import SAMPLE_DIR, train_tiny
+from js_client import REPO_ID, push, run_node_module, run_transformers_js
 from local_hub import LocalHub
 from task_runs import THREE_CLASSES, build_task_run
 from transformers import AutoTokenizer, pipeline
@@ -43,16 +41,7 @@ SCORE_TOLERANCE = {"fp32": 1e-5, "q8": 0.05}
 def run_dir(hub: LocalHub, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny full fine-tune published by `python -m model_card push` (weights, card, the two ONNX files)."""
     run = train_tiny(tiny_model_dir, tmp_path_factory.mktemp("js-run") / "run")
-    result = subprocess.run(
-        [sys.executable, "-m", "model_card", "push", str(run), "--repo_id", REPO_ID],
-        cwd=ROOT,
-        check=False,
-        env=hub.client_env(tmp_path_factory.mktemp("home"), hub.token),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    push(hub, run, REPO_ID, tmp_path_factory.mktemp("home"))
     return run
 
 
@@ -135,16 +124,7 @@ def task_runs(install: Path, hub: LocalHub, tmp_path_factory: pytest.TempPathFac
     runs = {}
     for kind, labels in (("3-class", THREE_CLASSES), ("rating", None)):
         run = build_task_run(tmp_path_factory.mktemp(f"js-{kind}") / "run", labels)
-        result = subprocess.run(
-            [sys.executable, "-m", "model_card", "push", str(run), "--repo_id", TASK_REPOS[kind]],
-            cwd=ROOT,
-            check=False,
-            env=hub.client_env(tmp_path_factory.mktemp("home"), hub.token),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        push(hub, run, TASK_REPOS[kind], tmp_path_factory.mktemp("home"))
         runs[kind] = run
     return runs
 
