@@ -220,6 +220,33 @@ class DataArguments:
             "action": "extend",
         },
     )
+    train_spans: int = field(
+        default=0,
+        metadata={
+            "help": "Short spans (one to three sentences) cut from each training review and added to training, "
+            "labelled by their review (train/spans.py): up to this many per review; 0: none."
+        },
+    )
+    span_position: str = field(
+        default="random",
+        metadata={"help": "Where spans are cut: anywhere, or a review's last sentences (its verdict).",
+                  "choices": ["random", "last"]},
+    )
+    span_teacher: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A model trained on full reviews (folder or Hub id): keep only the spans it gives their "
+            "review's label with at least --span_teacher_min probability."
+        },
+    )
+    span_teacher_min: float = field(default=0.9, metadata={"help": "The teacher's probability a span must reach."})
+    span_unlabelled_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled reviews (a file with the text column): their spans are added too, labelled by "
+            "--span_teacher where it is at least --span_teacher_min sure (self-training)."
+        },
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Stratified train subset size."})
     max_eval_samples: Optional[int] = field(
         default=None, metadata={"help": "Stratified validation subset size."}

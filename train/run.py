@@ -47,6 +47,7 @@ from train.modeling import (
     parameter_counts,
     save_for_pipeline,
 )
+from train.spans import add_spans
 from train.sweep import run_sweep
 from train.task import Task
 from train.training_args import resolve_precision, to_training_arguments
@@ -200,6 +201,7 @@ def train_one(config: Config) -> Path:
     data_started = time.time()
     splits = prepare_splits(config.data, seed=run.seed)
     task = read_task(splits["train"], config.data)
+    splits["train"] = add_spans(splits["train"], config.data, task, run.seed)
     if extra_sets and not task.sentiment:
         raise UserError(f"--extra_eval measures two-class sentiment models (NEGATIVE/POSITIVE), and this run is a "
                         f"{task.describe()}: drop --extra_eval")  # fmt: skip
