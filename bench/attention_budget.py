@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from train import attention
-from train.results import cpu_features, cpu_model
+from train.results import cpu_features, cpu_model, cpu_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADS, HEAD_DIM = 12, 32  # all-MiniLM-L6-v2 (and DistilBERT has 12 heads of 64)
@@ -88,7 +87,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     result = measure(args.batch_size, args.max_length, getattr(torch, args.dtype), args.repeats)
-    name = "attention_budget_" + re.sub(r"[^a-z0-9]+", "-", result["cpu"].lower()).strip("-")
+    name = f"attention_budget_{cpu_slug()}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(markdown(result))

@@ -42,7 +42,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.random_models import build_random_model
-from train.results import cpu_features, cpu_model
+from train.results import cpu_features, cpu_model, cpu_slug
 
 FULL_TEST = ROOT.parent / "shared" / "data" / "imdb" / "test.parquet"
 SAMPLE_TEST = ROOT / "data" / "imdb_sample" / "test.parquet"
@@ -243,6 +243,7 @@ def summarise(
     predict_p50 = latency[f"/predict, {default_engine}"]["p50"]
     command = ".venv/bin/python bench/space_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command.strip(),
         "model": tag,
         "trained": bool(args.model),
@@ -325,7 +326,7 @@ def main() -> None:
     measured["latency"]["baseline pipeline call"] = percentiles(baseline_latency)
     result = summarise(args, measured, baseline_rates, labels[BASELINE], gold, tag, source, typical, cpu, len(texts))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"space_speed_{tag}"
+    stem = args.out / f"space_speed_{tag}_{cpu_slug()}"  # one file per model and CPU kind
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(to_markdown(result))
     print(to_markdown(result))
@@ -338,7 +339,8 @@ def to_markdown(result: dict) -> str:
     lines = [
         f"### Space speed: {result['model']}, {result['reviews']:,} test reviews, {result['repeats']} runs each",
         "",
-        f"CPU: {cpu['model']}, {cpu['cores']} cores ({isa}). Each candidate measured alone, in its own process.",
+        f"Measured {result.get('measured', '(no date recorded)')}. CPU: {cpu['model']}, {cpu['cores']} cores ({isa}). "
+        "Each candidate measured alone, in its own process.",
         "",
         "| candidate | reviews/s min | median | max | speed-up (medians) | same label as float32 | accuracy |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
@@ -95,6 +96,11 @@ def _cpuinfo(field: str) -> str | None:
 def cpu_model() -> str:
     """The processor's name (platform.processor() is often empty on Linux)."""
     return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_slug() -> str:
+    """The processor's name as a file-name part ("amd-epyc"), so results of each CPU kind sit side by side."""
+    return re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
 
 
 def cpu_features() -> list[str]:
