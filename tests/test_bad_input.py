@@ -47,6 +47,9 @@ def base_args(model: Path, data: Path, out: Path) -> list[str]:
 def test_missing_dataset_path(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_cli(*base_args(tiny_model_dir, tmp_path / "nowhere" / "data.csv", tmp_path / "out"))
     assert_one_sentence(proc, "does not exist", out=tmp_path / "out")
+    # With the default model (a Hub id, unreachable here) the sentence is still about the data: it is read first.
+    proc = run_cli("--dataset_name", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out"))
+    assert_one_sentence(proc, f"{tmp_path / 'nowhere'} does not exist", out=tmp_path / "out")
 
 
 def test_unknown_text_column(tiny_model_dir: Path, tmp_path: Path, reviews: pd.DataFrame) -> None:

@@ -197,11 +197,11 @@ def train_one(config: Config) -> Path:
     args = to_training_arguments(run, precision)
     set_seed(run.seed)
 
-    tokenizer = load_tokenizer(config.model.model_name_or_path)
     data_started = time.time()
-    splits = prepare_splits(config.data, seed=run.seed)
+    splits = prepare_splits(config.data, seed=run.seed)  # before the tokenizer: a wrong data path is said first
     task = read_task(splits["train"], config.data)
     splits["train"] = add_spans(splits["train"], config.data, task, run.seed)
+    tokenizer = load_tokenizer(config.model.model_name_or_path)
     if extra_sets and not task.sentiment:
         raise UserError(f"--extra_eval measures two-class sentiment models (NEGATIVE/POSITIVE), and this run is a "
                         f"{task.describe()}: drop --extra_eval")  # fmt: skip
