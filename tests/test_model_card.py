@@ -96,9 +96,8 @@ def rebuild(run_dir: Path, tmp_path: Path, **changes: object) -> ModelCard:
         if value is None:
             del results[key]
     (copy / "results.json").write_text(json.dumps(results))
-    built = run_card_cli("build", str(copy), "--repo_id", REPO_ID)
-    assert built.returncode == 0, built.stderr
-    return ModelCard.load(copy / "README.md")
+    # In this process: the fixture's card and test_not_a_run_gives_one_sentence_and_exit_2 run the CLI itself.
+    return ModelCard.load(build_card(copy, repo_id=REPO_ID))
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +152,7 @@ def test_widget_shows_the_space_examples_with_the_models_scores(
     model = build_tiny_model(tmp_path / "model", seed=1, initializer_range=0.2)
     for name in ("config.json", "model.safetensors"):
         shutil.copy(model / name, other / name)
-    assert run_card_cli("build", str(other), "--repo_id", REPO_ID).returncode == 0
+    build_card(other, repo_id=REPO_ID)
     data = ModelCard.load(other / "README.md").data
     assert_widget_is_the_models(data, other)
     positive = [next(o["score"] for o in w["output"] if o["label"] == "POSITIVE") for w in data["widget"]]
@@ -243,7 +242,7 @@ def test_usage_snippets_name_the_repo_and_command_and_no_space_unless_given(
     assert "huggingface.co/spaces" not in card.text and "gradio_client" not in card.text
     given = tmp_path / "run"
     shutil.copytree(run_dir, given)
-    assert run_card_cli("build", str(given), "--repo_id", REPO_ID, "--space_id", "alice/demo").returncode == 0
+    build_card(given, repo_id=REPO_ID, space_id="alice/demo")
     text = (given / "README.md").read_text()
     assert "[`alice/demo`](https://huggingface.co/spaces/alice/demo)" in text and 'Client("alice/demo")' in text
     assert results["command"] in card.text.replace(" \\\n    ", " ")  # one option per line in the card
@@ -482,7 +481,7 @@ def test_run_without_calibration_has_no_section_and_no_diagram(run_dir: Path, tm
     del results["calibration"]
     (old / "results.json").write_text(json.dumps(results))
     assert (old / "reliability_diagram.png").is_file()
-    assert run_card_cli("build", str(old), "--repo_id", REPO_ID).returncode == 0
+    build_card(old, repo_id=REPO_ID)
     text = (old / "README.md").read_text()
     assert "### Calibration" not in text and "reliability_diagram.png" not in text
     assert "the score is not a calibrated probability" in text
