@@ -17,7 +17,7 @@ from train.config import DataArguments
 from train.data import BR_TAG
 from train.errors import UserError
 from train.run import main as train_main
-from train.spans import MAX_WORDS, MIN_WORDS, add_spans, cut_spans, sentences, teacher_probabilities
+from train.spans import MAX_WORDS, MIN_WORDS, add_spans, cut_spans, load_teacher, sentences
 from train.task import SENTIMENT
 
 REVIEW = ("The plot is thin. The effects are cheap and the pacing drags! Still, the lead is superb. "
@@ -51,7 +51,7 @@ def test_teacher_keeps_only_the_spans_it_gives_their_reviews_label(tmp_path: Pat
     train = _train()
     args = DataArguments(train_spans=2, span_teacher=str(teacher), span_teacher_min=0.6)
     spans, sources = cut_spans(train["text"], 2, "random", seed=1)
-    probs = teacher_probabilities(str(teacher), spans, SENTIMENT)
+    probs = load_teacher(str(teacher), SENTIMENT)(spans)
     assert probs.shape == (len(spans), 2) and np.allclose(probs.sum(1), 1, atol=1e-3)
     agreed = probs[np.arange(len(spans)), np.asarray(train["label"])[sources]] >= 0.6
     assert 0 < agreed.sum() < len(spans)  # the tiny teacher's outputs differ between spans: some kept, some not
@@ -76,7 +76,7 @@ def test_self_training_labels_unlabelled_spans_by_the_teacher(tmp_path: Path) ->
     reviews = [" ".join(BR_TAG.sub(" ", t).split()) for t in pd.read_parquet(SAMPLE_DIR / "test.parquet")["text"].head(30)]
     from_unlabelled = [(t, y) for t, y in zip(out["text"], out["label"]) if any(t in r for r in reviews)]
     assert from_unlabelled
-    probs = teacher_probabilities(str(teacher), [t for t, _ in from_unlabelled], SENTIMENT)
+    probs = load_teacher(str(teacher), SENTIMENT)([t for t, _ in from_unlabelled])
     assert [y for _, y in from_unlabelled] == probs.argmax(1).tolist()  # the teacher's label, not a guess
     assert (probs.max(1) >= 0.55).all()
 

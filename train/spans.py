@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +73,8 @@ def cut_spans(texts: Sequence[str], per_text: int, position: str, seed: int) -> 
     return spans, sources
 
 
-def teacher_probabilities(model: str, texts: list[str], task: Task) -> np.ndarray:
-    """The teacher's class probabilities for each text, columns in the task's label order."""
+def load_teacher(model: str, task: Task) -> Callable[[list[str]], np.ndarray]:
+    """The teacher, loaded once: a function giving its class probabilities for texts, columns in the task's order."""
     dtype = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     try:
         classify = pipeline("text-classification", model=model, top_k=None, dtype=dtype, device="cpu")
@@ -86,11 +86,15 @@ def teacher_probabilities(model: str, texts: list[str], task: Task) -> np.ndarra
         raise UserError(f"--span_teacher {model} predicts {', '.join(names)}, and this run's labels are "
                         f"{', '.join(task.labels)}: give a teacher trained on the same labels")  # fmt: skip
     order = {name: i for i, name in enumerate(task.labels)}
-    out = np.zeros((len(texts), len(task.labels)), dtype=np.float32)
-    for row, scores in enumerate(classify(texts, batch_size=64, truncation=True, max_length=128)):
-        for entry in scores:
-            out[row, order[entry["label"]]] = entry["score"]
-    return out
+
+    def probabilities(texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(task.labels)), dtype=np.float32)
+        for row, scores in enumerate(classify(texts, batch_size=64, truncation=True, max_length=128)):
+            for entry in scores:
+                out[row, order[entry["label"]]] = entry["score"]
+        return out
+
+    return probabilities
 
 
 def check_span_flags(args: DataArguments) -> None:
@@ -113,19 +117,22 @@ def add_spans(train: Dataset, args: DataArguments, task: Task, seed: int) -> Dat
     spans, sources = cut_spans(texts, args.train_spans, args.span_position, seed)
     span_labels = labels[sources]
     if args.span_teacher:
-        probs = teacher_probabilities(args.span_teacher, spans, task)
+        teacher = load_teacher(args.span_teacher, task)
+        probs = teacher(spans)
         keep = probs[np.arange(len(spans)), span_labels] >= args.span_teacher_min
         logger.info("the teacher agreed with %d of %d spans at >= %.2f", keep.sum(), len(spans), args.span_teacher_min)
         spans, span_labels = [s for s, k in zip(spans, keep) if k], span_labels[keep]
         if args.span_unlabelled_file:
-            extra, extra_labels = unlabelled_spans(args, task, seed, len(texts))
+            extra, extra_labels = unlabelled_spans(args, teacher, seed, len(texts))
             spans, span_labels = spans + extra, np.concatenate([span_labels, extra_labels])
     logger.info("training on %d reviews and %d spans", len(texts), len(spans))
     added = Dataset.from_dict({"text": spans, "label": span_labels.tolist()}, features=train.features)
     return concatenate_datasets([train, added]).shuffle(seed=seed)
 
 
-def unlabelled_spans(args: DataArguments, task: Task, seed: int, count: int) -> tuple[list[str], np.ndarray]:
+def unlabelled_spans(
+    args: DataArguments, teacher: Callable[[list[str]], np.ndarray], seed: int, count: int
+) -> tuple[list[str], np.ndarray]:
     """Spans of up to `count` unlabelled reviews, labelled by the teacher where it is at least span_teacher_min sure."""
     raw = load_file(Path(args.span_unlabelled_file))
     if args.text_column not in raw.column_names:
@@ -133,7 +140,7 @@ def unlabelled_spans(args: DataArguments, task: Task, seed: int, count: int) -> 
                         f"(it has {', '.join(raw.column_names)})")  # fmt: skip
     raw = raw.shuffle(seed=seed).select(range(min(count, len(raw))))
     spans, _ = cut_spans(raw[args.text_column], args.train_spans, args.span_position, seed + 1)
-    probs = teacher_probabilities(args.span_teacher, spans, task)
+    probs = teacher(spans)
     keep = probs.max(axis=1) >= args.span_teacher_min
     logger.info("the teacher labelled %d of %d unlabelled spans", keep.sum(), len(spans))
     return [s for s, k in zip(spans, keep) if k], probs.argmax(axis=1)[keep]
