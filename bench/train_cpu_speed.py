@@ -8,7 +8,7 @@ defaults, as subprocesses one after another (never two at once: each has the cor
 alternating baseline and candidate so that a drift of the machine hits both. The baseline runs from
 a `git worktree` of `--baseline_rev` with this environment's packages. Samples/s is the Trainer's
 own `train_samples_per_second` from each run's results.json (the whole training call: start-up
-and first step included, no evaluation inside it). Writes bench/results/train_cpu_speed.{md,json}.
+and first step included, no evaluation inside it). Writes bench/results/<--name>.{md,json} (default train_cpu_speed).
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def write_report(report: dict[str, Any], out: Path) -> None:
+def write_report(report: dict[str, Any], out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_cpu_speed.json").write_text(json.dumps(report, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
     base, cand = report["baseline"], report["candidate"]
     rows = [
         "| side | code | precision | runs | samples/s min | median | max |",
@@ -94,7 +94,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
             f"| {s['min']:.2f} | {s['median']:.2f} | {s['max']:.2f} |"
         )
     lines = [
-        "# Training speed of the default command on CPU: before and after, one run",
+        "# Training speed of the training command on CPU: before and after, one run",
         "",
         f"CPU: {report['cpu']} ({report['cores']} cores; {', '.join(report['cpu_features'])}); "
         f"torch {report['torch']}.",
@@ -110,7 +110,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         f"Reproduce: `{report['command']}`",
         "",
     ]
-    (out / "train_cpu_speed.md").write_text("\n".join(lines))
+    (out / f"{name}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--train_samples", type=int, default=256, help="stratified training reviews per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per side")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where the tables go")
+    parser.add_argument("--name", default="train_cpu_speed", help="the tables' file name, without .md/.json")
     parser.add_argument("extra", nargs="*", help="further flags for both sides (after --)")
     args = parser.parse_args()
     args.model = args.model or default_model()
@@ -173,7 +174,7 @@ def main() -> None:
     base, cand = report["baseline"]["samples_per_second"], report["candidate"]["samples_per_second"]
     report["ratio_median"] = cand["median"] / base["median"]
     report["ratio_worst"] = cand["min"] / base["max"]
-    write_report(report, Path(args.out))
+    write_report(report, Path(args.out), args.name)
     print(f"candidate / baseline: {report['ratio_median']:.2f}x (median samples/s)")
 
 

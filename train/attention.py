@@ -1,13 +1,18 @@
-"""The CPU attention kernel, chosen per call by size: plain matmul attention for small batches, SDPA for large ones.
+"""The CPU attention kernel, chosen per call by size: plain matmul attention, in batch chunks that fit the cache, or SDPA.
 
 Why by hand: on CPU, PyTorch's fused attention (SDPA's flash kernel) has a backward pass that is poorly
 vectorised for the 32-wide heads of small encoders, and costs a third of a bf16 training step at 256 tokens;
 three matmuls and a softmax run the same step faster, until the batch's score matrices (batch x heads x
 length x length) outgrow the last-level cache and the fused kernel wins again (bench/results/cpu_step.md,
-the attention rows). So the choice is made per call, by the size of the score tensor: up to a budget that a
-training run measures at start-up (`choose_by_measurement`: both kernels, forward and backward, on the run's
-own batch size, head shape, precision and lengths), since the cache that sysfs reports on a shared virtual
-machine is the whole host socket's (105 MiB on a 2-vCPU Intel guest), not what this process gets.
+the attention rows). A larger batch can still run as matmuls, a few reviews at a time, so that each chunk's
+scores stay in the cache through its forward and its backward (autograd runs each chunk's backward on that
+chunk's own tensors): that beat SDPA at 320-448 tokens on the EPYC (bench/NOTES.md, "Chunked matmul attention"),
+and SDPA's backward is what sets the pace of a step on an AMX host (issue #25). So the choice is made per call,
+by size: the whole batch as matmuls while its scores fit a budget, in chunks that fit it while one review's
+scores are small enough for chunking to have won, SDPA beyond. Both limits are measured at start-up
+(`choose_by_measurement`: the kernels, forward and backward, on the run's own batch size, head shape, precision
+and lengths), since the cache that sysfs reports on a shared virtual machine is the whole host socket's
+(105 MiB on a 2-vCPU Intel guest), not what this process gets.
 transformers' own `eager` kernel is no substitute: it adds a float32 mask to the bf16 scores, which
 promotes the whole softmax to float32 and loses most of what bf16 gains. transformers lets a kernel be registered under a name
 (`AttentionInterface`), which is how this one is plugged in; the saved model does not depend on it.
@@ -62,6 +67,26 @@ def matmul_attention(
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
+def chunked_matmul_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    chunk: int,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+) -> tuple[torch.Tensor, None]:
+    """`matmul_attention` on `chunk` reviews of the batch at a time (a mask broadcast over the batch is shared)."""
+    outputs = []
+    for start in range(0, query.shape[0], chunk):
+        part = slice(start, start + chunk)
+        mask = attention_mask[part] if attention_mask is not None and attention_mask.shape[0] > 1 else attention_mask
+        out, _ = matmul_attention(module, query[part], key[part], value[part], mask, scaling=scaling, dropout=dropout)
+        outputs.append(out)
+    return torch.cat(outputs), None
+
+
 def size_dispatch_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -69,27 +94,38 @@ def size_dispatch_attention(
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     matmul_max_bytes: float,
+    chunked_max_review_bytes: float = 0.0,
     scaling: float | None = None,
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Matmul attention while the scores fit in matmul_max_bytes in an encoder layer; SDPA for larger or causal."""
-    scores_bytes = query.shape[0] * query.shape[1] * query.shape[2] * key.shape[2] * query.element_size()
-    if scores_bytes > matmul_max_bytes or getattr(module, "is_causal", False):
+    """Matmul attention while the scores fit in matmul_max_bytes; in chunks that fit it while one review's scores
+    fit in chunked_max_review_bytes; SDPA for larger batches and for causal layers."""
+    review_bytes = query.shape[1] * query.shape[2] * key.shape[2] * query.element_size()
+    chunk = int(matmul_max_bytes // review_bytes) if review_bytes else query.shape[0]
+    if getattr(module, "is_causal", False) or chunk < 1 or (
+        chunk < query.shape[0] and review_bytes > chunked_max_review_bytes
+    ):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
         )
-    return matmul_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout)
+    if chunk >= query.shape[0]:
+        return matmul_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout)
+    return chunked_matmul_attention(
+        module, query, key, value, attention_mask, chunk, scaling=scaling, dropout=dropout
+    )
 
 
-def register(matmul_max_mib: float | None = None) -> str:
+def register(matmul_max_mib: float | None = None, chunked_max_review_mib: float = 0.0) -> str:
     """Register the kernel (with SDPA's boolean masks) under NAME, for from_pretrained(attn_implementation=NAME).
 
-    matmul_max_mib: the largest score tensor run as matmul attention (none: this CPU's last-level cache as
-    sysfs reports it, until `choose_by_measurement` replaces it). The model looks the kernel up at every
-    call, so registering again changes the budget of a model already loaded."""
+    matmul_max_mib: the largest score tensor run as one matmul attention (none: this CPU's last-level cache as
+    sysfs reports it, until `choose_by_measurement` replaces it). chunked_max_review_mib: the largest one
+    review's scores for which a larger batch runs as matmuls in chunks of that size (0: never; SDPA instead).
+    The model looks the kernel up at every call, so registering again changes the rule of a model already loaded."""
     budget = (matmul_max_mib if matmul_max_mib is not None else last_level_cache_mib()) * 2**20
-    AttentionInterface.register(NAME, partial(size_dispatch_attention, matmul_max_bytes=budget))
+    rule = partial(size_dispatch_attention, matmul_max_bytes=budget, chunked_max_review_bytes=chunked_max_review_mib * 2**20)
+    AttentionInterface.register(NAME, rule)
     AttentionMaskInterface.register(NAME, sdpa_mask)
     return NAME
 
@@ -110,51 +146,83 @@ def _fwd_bwd_seconds(kernel: Callable, q: torch.Tensor, k: torch.Tensor, v: torc
     return statistics.median(times[1:])
 
 
+def _random_attention_inputs(
+    shape: tuple[int, int, int, int], dtype: torch.dtype, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values of `shape` that take gradients, and SDPA's boolean mask (all attend), as in training."""
+    q, k, v = (torch.randn(shape, generator=generator, dtype=dtype).requires_grad_() for _ in range(3))
+    return q, k, v, torch.ones(shape[0], 1, shape[2], shape[2], dtype=torch.bool)
+
+
 def measure_kernels(batch_size: int, num_heads: int, head_dim: int, lengths: list[int], dtype: torch.dtype,
                     repeats: int = MEASURE_REPEATS) -> list[dict[str, Any]]:  # fmt: skip
-    """Both kernels, forward and backward, on random queries, keys and values of the run's shapes."""
+    """Both kernels on the whole batch, forward and backward, on random queries, keys and values of the run's shapes."""
     rows = []
     generator = torch.Generator().manual_seed(0)
     for length in lengths:
-        shape = (batch_size, num_heads, length, head_dim)
-        q, k, v = (torch.randn(shape, generator=generator, dtype=dtype).requires_grad_() for _ in range(3))
-        mask = torch.ones(batch_size, 1, length, length, dtype=torch.bool)  # SDPA's boolean mask, as in training
+        q, k, v, mask = _random_attention_inputs((batch_size, num_heads, length, head_dim), dtype, generator)
+        scores_mib = batch_size * num_heads * length * length * q.element_size() / 2**20
         rows.append({
             "length": length,
-            "scores_mib": batch_size * num_heads * length * length * q.element_size() / 2**20,
+            "scores_mib": scores_mib,
+            "review_mib": scores_mib / batch_size,
             "matmul_s": _fwd_bwd_seconds(matmul_attention, q, k, v, mask, repeats),
             "sdpa_s": _fwd_bwd_seconds(sdpa_attention_forward, q, k, v, mask, repeats),
         })  # fmt: skip
     return rows
 
 
-def budget_from_measurements(rows: list[dict[str, Any]]) -> float:
-    """The score size (MiB) up to which matmul attention ran faster at every measured length.
-
-    The budget sits halfway between the last length matmul won and the first it lost, so lengths
-    between two measured ones go to the kernel that won the nearer one; 0 when SDPA won from the start.
-    """
-    rows = sorted(rows, key=lambda row: row["length"])
-    won = 0.0
+def measure_chunked(rows: list[dict[str, Any]], num_heads: int, head_dim: int, dtype: torch.dtype, budget_mib: float,
+                    repeats: int = MEASURE_REPEATS) -> list[dict[str, Any]]:  # fmt: skip
+    """Add `chunk` and `chunked_s` (matmul attention in chunks that fit `budget_mib`) to the rows over the budget."""
+    generator = torch.Generator().manual_seed(1)
     for row in rows:
-        if row["matmul_s"] > row["sdpa_s"]:
-            return (won + row["scores_mib"]) / 2 if won else 0.0
-        won = row["scores_mib"]
+        batch_size = round(row["scores_mib"] / row["review_mib"])
+        chunk = int(budget_mib // row["review_mib"])
+        if row["scores_mib"] <= budget_mib or chunk < 1:
+            continue
+        q, k, v, mask = _random_attention_inputs((batch_size, num_heads, row["length"], head_dim), dtype, generator)
+        row["chunk"] = chunk
+        row["chunked_s"] = _fwd_bwd_seconds(partial(chunked_matmul_attention, chunk=chunk), q, k, v, mask, repeats)
+    return rows
+
+
+def _size_where_sdpa_starts_winning(rows: list[dict[str, Any]], kernel: str, size: str) -> float:
+    """The `size` up to which `kernel` ran faster than SDPA at every measured length, halfway to the first loss
+    (so lengths between two measured ones go to the kernel that won the nearer one); 0 when SDPA won from the start."""
+    won = 0.0
+    for row in sorted(rows, key=lambda row: row["length"]):
+        if row[kernel] > row["sdpa_s"]:
+            return (won + row[size]) / 2 if won else 0.0
+        won = row[size]
     return won
 
 
+def budget_from_measurements(rows: list[dict[str, Any]]) -> float:
+    """The score size (MiB) up to which matmul attention on the whole batch ran faster at every measured length."""
+    return _size_where_sdpa_starts_winning(rows, "matmul_s", "scores_mib")
+
+
+def chunked_limit_from_measurements(rows: list[dict[str, Any]]) -> float:
+    """One review's score size (MiB) up to which chunked matmul attention beat SDPA at every length it was measured at."""
+    return _size_where_sdpa_starts_winning([row for row in rows if "chunked_s" in row], "chunked_s", "review_mib")
+
+
 def choose_by_measurement(model_config: Any, batch_size: int, max_length: int, dtype: torch.dtype) -> dict[str, Any]:
-    """Measure both kernels on this run's shapes, register the budget they imply, and say what was measured."""
+    """Measure the kernels on this run's shapes, register the rule they imply, and say what was measured."""
     heads = model_config.num_attention_heads
     head_dim = getattr(model_config, "head_dim", None) or model_config.hidden_size // heads
     lengths = list(range(MEASURE_STEP * 2, max_length, MEASURE_STEP)) + [max_length]
     started = time.perf_counter()
     rows = measure_kernels(batch_size, heads, head_dim, lengths, dtype)
     budget = budget_from_measurements(rows)
-    register(budget)
+    rows = measure_chunked(rows, heads, head_dim, dtype, budget)
+    chunked_limit = chunked_limit_from_measurements(rows)
+    register(budget, chunked_limit)
     return {
         "kernel": NAME,
         "matmul_max_mib": budget,
+        "chunked_max_review_mib": chunked_limit,
         "decided_by": "measured at start-up",
         "sysfs_last_level_cache_mib": last_level_cache_mib(),
         "dtype": str(dtype).removeprefix("torch."),

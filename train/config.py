@@ -88,15 +88,17 @@ class ModelArguments:
         metadata={
             "help": "Attention kernel passed to from_pretrained, e.g. sdpa or eager (none: sdpa_or_matmul on CPU, "
             "transformers' default on a GPU). sdpa_or_matmul is train/attention.py: plain matmul attention in the "
-            "autocast dtype while a batch's scores fit in a budget measured at start-up, SDPA for larger batches."
+            "autocast dtype while a batch's scores fit in a budget measured at start-up, in chunks of the batch "
+            "that fit it where that was measured faster, SDPA beyond."
         },
     )
     matmul_attention_max_mib: Optional[float] = field(
         default=None,
         metadata={
             "help": "Largest score tensor (batch x heads x length^2, MiB) that sdpa_or_matmul runs as plain matmul "
-            "attention; larger ones run SDPA (none: measured at start-up, both kernels on this run's shapes, where "
-            "the two cross: bench/results/attention_budget_*.md)."
+            "attention; larger ones run SDPA (none: measured at start-up, the kernels on this run's shapes, where "
+            "they cross, together with how long chunks of a larger batch still beat SDPA: "
+            "bench/results/attention_budget_*.md). Given here, larger batches always run SDPA."
         },
     )
     dropout: Optional[float] = field(
