@@ -4,7 +4,7 @@
 
 `python -m train` on a CPU measures both attention kernels (forward and backward, the run's batch size,
 heads, precision and lengths) at start-up and runs plain matmul attention while a batch's scores fit in
-the budget that measurement implies, and larger batches in chunks that fit it for as long as chunks beat SDPA
+the budget that measurement implies, and larger batches in chunks of half of it for as long as chunks beat SDPA
 (train/attention.py). This repeats that measurement --repeats times for all-MiniLM-L6-v2's shape (12 heads
 of 32) at batch 16 up to 512 tokens, reports min / median / max per length and kernel, the budget and chunk
 limit each repeat chose, and the last-level cache sysfs reports, which the budget replaced: on a shared
@@ -82,7 +82,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"ms min / median / max over {result['repeats']} repeats, each the median of "
         f"{attention.MEASURE_REPEATS} timed calls.\n\n"
         "Chunked matmul is measured where the whole batch's scores exceed that repeat's budget, in chunks of as many "
-        "reviews as fit it.\n\n"
+        f"reviews as fit in {attention.CHUNK_SHARE:g} of it.\n\n"
         "| length | scores (MiB) | matmul ms | SDPA ms | chunked matmul ms | reviews a chunk | fastest |\n"
         "|---:|---:|---:|---:|---:|---|---|\n"
         f"{rows}\n\n"

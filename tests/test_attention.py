@@ -32,10 +32,10 @@ def logits(model_dir: Path, kernel: str, batch: dict[str, torch.Tensor]) -> torc
         return model(**batch).logits
 
 
-# 8 reviews x 2 heads x 96^2 float32 scores: 0.5625 MiB, one review's 0.0703 MiB (chunks of 3 fit in 0.25 MiB).
+# 8 reviews x 2 heads x 96^2 float32 scores: 0.5625 MiB, one review's 0.0703 MiB (chunks of 3 fit in half of 0.5 MiB).
 @pytest.mark.parametrize(
     ("matmul_max_mib", "chunked_max_review_mib"),
-    [(1024, 0.0), (1e-4, 0.0), (0.25, 1.0)],
+    [(1024, 0.0), (1e-4, 0.0), (0.5, 1.0)],
     ids=["matmul-path", "sdpa-path", "chunked-path"],
 )
 def test_same_logits_as_sdpa_on_padded_reviews(
@@ -60,14 +60,14 @@ def test_kernel_chosen_by_score_size(
         attention, "sdpa_attention_forward", lambda *a, **k: calls.append("sdpa") or sdpa(*a, **k)
     )
     layers = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).config.num_hidden_layers
-    # 8 reviews x 2 heads x 32^2 float32 scores fit in 0.25 MiB; x 96^2 do not, but chunks of 3 reviews do.
+    # 8 reviews x 2 heads x 32^2 float32 scores fit in 0.5 MiB; x 96^2 do not, but chunks of 3 reviews fit in half.
     for chunked_limit, length, expected in (
         (0.0, 32, ["matmul"]),
         (0.0, 96, ["sdpa"]),
         (1.0, 96, ["matmul"] * 3),  # 8 reviews in chunks of 3, 3, 2
         (0.05, 96, ["sdpa"]),  # one review's scores (0.07 MiB) over the chunking limit
     ):
-        kernel = attention.register(0.25, chunked_limit)
+        kernel = attention.register(0.5, chunked_limit)
         calls.clear()
         logits(tiny_model_dir, kernel, padded_batch(tiny_model_dir, sample_dir, max_length=length))
         assert calls == expected * layers, f"batch of {length} tokens, chunk limit {chunked_limit}, ran {calls}"
@@ -125,11 +125,12 @@ def test_chunk_limit_sits_between_the_last_chunked_win_and_the_first_loss() -> N
 
 
 def test_chunked_measurement_times_only_what_the_budget_leaves_out() -> None:
-    measured = attention.measure_kernels(4, 2, 16, [32, 64], torch.float32, repeats=1)
+    measured = attention.measure_kernels(8, 2, 16, [32, 64], torch.float32, repeats=1)
     budget = measured[0]["scores_mib"]  # the whole batch fits at 32 tokens, not at 64
     attention.measure_chunked(measured, 2, 16, torch.float32, budget, repeats=1)
     assert "chunked_s" not in measured[0]
-    assert measured[1]["chunk"] == 1 and measured[1]["chunked_s"] > 0  # 64^2 is 4x 32^2: one review a chunk
+    # 64^2 is 4x 32^2: a quarter of the batch (2 reviews) fits in the budget, half of that (1) in a chunk
+    assert measured[1]["chunk"] == 1 and measured[1]["chunked_s"] > 0
 
 
 def test_start_up_measurement_times_both_kernels_and_sets_the_budget(
@@ -152,7 +153,8 @@ def test_start_up_measurement_times_both_kernels_and_sets_the_budget(
     matmul = attention.matmul_attention
     monkeypatch.setattr(attention, "matmul_attention", lambda *a, **k: calls.append("matmul") or matmul(*a, **k))
     layers = config.num_hidden_layers
-    for length, matmul_calls in ((32, 1), (96, 2), (128, 0)):  # whole batch; chunks of 5 and 3 reviews; SDPA
+    # budget (0.25 + 0.5625) / 2 MiB: the whole batch at 32 tokens; at 96 chunks of 2 reviews (of 8); SDPA at 128
+    for length, matmul_calls in ((32, 1), (96, 4), (128, 0)):
         calls.clear()
         logits(tiny_model_dir, attention.NAME, padded_batch(tiny_model_dir, sample_dir, max_length=length))
         assert len(calls) == matmul_calls * layers, f"batch of {length} tokens ran {len(calls)} matmul attentions"

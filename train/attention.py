@@ -5,10 +5,10 @@ vectorised for the 32-wide heads of small encoders, and costs a third of a bf16 
 three matmuls and a softmax run the same step faster, until the batch's score matrices (batch x heads x
 length x length) outgrow the last-level cache and the fused kernel wins again (bench/results/cpu_step.md,
 the attention rows). A larger batch can still run as matmuls, a few reviews at a time, so that each chunk's
-scores stay in the cache through its forward and its backward (autograd runs each chunk's backward on that
+scores (at most CHUNK_SHARE of the budget) stay in the cache through its forward and its backward (autograd runs each chunk's backward on that
 chunk's own tensors): that beat SDPA at 320-448 tokens on the EPYC (bench/NOTES.md, "Chunked matmul attention"),
 and SDPA's backward is what sets the pace of a step on an AMX host (issue #25). So the choice is made per call,
-by size: the whole batch as matmuls while its scores fit a budget, in chunks that fit it while one review's
+by size: the whole batch as matmuls while its scores fit a budget, in chunks of half of it while one review's
 scores are small enough for chunking to have won, SDPA beyond. Both limits are measured at start-up
 (`choose_by_measurement`: the kernels, forward and backward, on the run's own batch size, head shape, precision
 and lengths), since the cache that sysfs reports on a shared virtual machine is the whole host socket's
@@ -36,6 +36,10 @@ MEASURE_STEP = 32  # lengths measured at start-up: every 32 tokens up to the run
 MEASURE_REPEATS = 5
 LAST_LEVEL_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 FALLBACK_CACHE_MIB = 32.0
+# A chunk of a larger batch holds scores of at most this share of the budget: the budget sits where the whole
+# batch's matmuls already near the cache's edge (past it their time per MiB of scores doubles), and a chunk
+# at the budget itself measured slower than SDPA (bench/NOTES.md, "Chunked matmul attention").
+CHUNK_SHARE = 0.5
 
 
 def last_level_cache_mib() -> float:
@@ -99,18 +103,20 @@ def size_dispatch_attention(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Matmul attention while the scores fit in matmul_max_bytes; in chunks that fit it while one review's scores
-    fit in chunked_max_review_bytes; SDPA for larger batches and for causal layers."""
+    """Matmul attention while the scores fit in matmul_max_bytes; in chunks of CHUNK_SHARE of that while one review's
+    scores fit in chunked_max_review_bytes; SDPA for larger batches and for causal layers."""
     review_bytes = query.shape[1] * query.shape[2] * key.shape[2] * query.element_size()
-    chunk = int(matmul_max_bytes // review_bytes) if review_bytes else query.shape[0]
-    if getattr(module, "is_causal", False) or chunk < 1 or (
-        chunk < query.shape[0] and review_bytes > chunked_max_review_bytes
-    ):
+    if getattr(module, "is_causal", False):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
         )
-    if chunk >= query.shape[0]:
+    if review_bytes * query.shape[0] <= matmul_max_bytes:
         return matmul_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout)
+    chunk = int(CHUNK_SHARE * matmul_max_bytes // review_bytes)
+    if chunk < 1 or review_bytes > chunked_max_review_bytes:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     return chunked_matmul_attention(
         module, query, key, value, attention_mask, chunk, scaling=scaling, dropout=dropout
     )
@@ -121,7 +127,7 @@ def register(matmul_max_mib: float | None = None, chunked_max_review_mib: float 
 
     matmul_max_mib: the largest score tensor run as one matmul attention (none: this CPU's last-level cache as
     sysfs reports it, until `choose_by_measurement` replaces it). chunked_max_review_mib: the largest one
-    review's scores for which a larger batch runs as matmuls in chunks of that size (0: never; SDPA instead).
+    review's scores for which a larger batch runs as matmuls in chunks (of CHUNK_SHARE of the budget; 0: never, SDPA).
     The model looks the kernel up at every call, so registering again changes the rule of a model already loaded."""
     budget = (matmul_max_mib if matmul_max_mib is not None else last_level_cache_mib()) * 2**20
     rule = partial(size_dispatch_attention, matmul_max_bytes=budget, chunked_max_review_bytes=chunked_max_review_mib * 2**20)
@@ -174,11 +180,11 @@ def measure_kernels(batch_size: int, num_heads: int, head_dim: int, lengths: lis
 
 def measure_chunked(rows: list[dict[str, Any]], num_heads: int, head_dim: int, dtype: torch.dtype, budget_mib: float,
                     repeats: int = MEASURE_REPEATS) -> list[dict[str, Any]]:  # fmt: skip
-    """Add `chunk` and `chunked_s` (matmul attention in chunks that fit `budget_mib`) to the rows over the budget."""
+    """Add `chunk` and `chunked_s` (matmul attention in chunks of CHUNK_SHARE of `budget_mib`) to the rows over the budget."""
     generator = torch.Generator().manual_seed(1)
     for row in rows:
         batch_size = round(row["scores_mib"] / row["review_mib"])
-        chunk = int(budget_mib // row["review_mib"])
+        chunk = int(CHUNK_SHARE * budget_mib // row["review_mib"])
         if row["scores_mib"] <= budget_mib or chunk < 1:
             continue
         q, k, v, mask = _random_attention_inputs((batch_size, num_heads, row["length"], head_dim), dtype, generator)

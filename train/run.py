@@ -126,7 +126,7 @@ def choose_attention_budget(config: Config, model: PreTrainedModel, precision: s
     rule = attention.choose_by_measurement(
         model.config, config.run.per_device_train_batch_size, config.model.max_length, dtype
     )
-    logger.info("attention: matmul while a batch's scores fit in %.1f MiB, in chunks that fit it while a review's "
+    logger.info("attention: matmul while a batch's scores fit in %.1f MiB, in chunks of half that while a review's "
                 "fit in %.2f MiB (measured in %.1f s; sysfs cache %.0f MiB)", rule["matmul_max_mib"],
                 rule["chunked_max_review_mib"], rule["measure_seconds"], rule["sysfs_last_level_cache_mib"])  # fmt: skip
     return rule
