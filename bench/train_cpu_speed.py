@@ -79,9 +79,9 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def write_report(report: dict[str, Any], out: Path, name: str) -> None:
+def write_report(report: dict[str, Any], out: Path, stem: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
     base, cand = report["baseline"], report["candidate"]
     rows = [
         "| side | code | precision | runs | samples/s min | median | max |",
@@ -110,7 +110,7 @@ def write_report(report: dict[str, Any], out: Path, name: str) -> None:
         f"Reproduce: `{report['command']}`",
         "",
     ]
-    (out / f"{name}.md").write_text("\n".join(lines))
+    (out / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
