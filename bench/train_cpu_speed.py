@@ -72,6 +72,9 @@ def run_once(tree: Path, argv: list[str], out: Path) -> dict[str, Any]:
         "wall_s": time.time() - started,
         "precision": record["hyperparameters"]["precision"],
         "test_accuracy": record["metrics"]["test"]["accuracy"],
+        # the CPU attention rule the run measured at start-up (absent before train/attention.py existed)
+        "attention": {key: value for key, value in record["model"].get("attention", {}).items()
+                      if key in ("matmul_max_mib", "chunked_max_review_mib")},  # fmt: skip
     }
 
 

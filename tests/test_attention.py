@@ -105,7 +105,8 @@ def rows(winners: dict[int, str], batch: int = 16, heads: int = 12, item_bytes: 
              "matmul_s": 1.0 if won == "matmul" else 2.0, "sdpa_s": 1.5} for n, won in winners.items()]  # fmt: skip
 
 
-def test_budget_sits_between_the_last_win_and_the_first_loss() -> None:
+def test_budget_sits_between_the_last_win_and_the_first_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attention, "last_level_cache_mib", lambda: 1024.0)
     measured = rows({64: "matmul", 128: "matmul", 288: "matmul", 320: "sdpa", 384: "matmul"})
     mib = {row["length"]: row["scores_mib"] for row in measured}
     assert attention.budget_from_measurements(measured[::-1]) == pytest.approx((mib[288] + mib[320]) / 2)
@@ -158,3 +159,10 @@ def test_start_up_measurement_times_both_kernels_and_sets_the_budget(
         calls.clear()
         logits(tiny_model_dir, attention.NAME, padded_batch(tiny_model_dir, sample_dir, max_length=length))
         assert len(calls) == matmul_calls * layers, f"batch of {length} tokens ran {len(calls)} matmul attentions"
+
+
+def test_budget_never_exceeds_the_cache_sysfs_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start-up measurement that catches the host quiet must not run whole batches past the cache."""
+    monkeypatch.setattr(attention, "last_level_cache_mib", lambda: 32.0)
+    wins_everywhere = rows({256: "matmul", 384: "matmul", 512: "matmul"})  # 24, 54 and 96 MiB of scores
+    assert attention.budget_from_measurements(wins_everywhere) == 32.0

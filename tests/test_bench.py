@@ -123,3 +123,34 @@ def test_attention_budget_benchmark_reports_every_length_and_a_budget_per_repeat
         assert 0 < row["matmul"]["min"] <= row["matmul"]["median"] <= row["matmul"]["max"]
     rows = [line.split(" | ")[0] for line in markdown(result).splitlines() if line[:3] in ("| 6", "| 9")]
     assert rows == ["| 64", "| 96"]  # one table row per measured length
+
+
+def test_space_ceiling_adds_each_layers_int8_kernels_at_the_windows_length() -> None:
+    from bench.space_ceiling import layer_seconds
+
+    def rows(kernel: str, per_layer: int, seconds: tuple[float, float], flop: int = 1) -> list[dict]:
+        return [{"kernel": kernel, "per_layer": per_layer, "length": n, "flop": flop, "seconds": s}
+                for n, s in zip((100, 200), seconds)]  # fmt: skip
+
+    kernels = [
+        *rows("projection 4x4 int8", 4, (1.0, 2.0)),
+        *rows("projection 4x4 float32", 4, (10.0, 20.0)),  # float projections are not the engine's
+        *rows("projection 4x16 int8", 1, (3.0, 5.0)),
+        *rows("attention float32", 1, (7.0, 9.0)),
+    ]
+    # at 150 tokens: 4 x 1.5 + 4.0 + 8.0, interpolated between the timed lengths
+    assert layer_seconds(kernels, 150, hidden=4) == pytest.approx(18.0)
+    # attention at a given FLOP rate instead: 4 x 150^2 x 4 FLOP at 3.6e5 FLOP/s = 1.0 s
+    assert layer_seconds(kernels, 150, hidden=4, attention_rate=3.6e5) == pytest.approx(11.0)
+
+
+def test_space_ceiling_benchmark_times_kernels_and_the_engine(tmp_path: Path) -> None:
+    from bench.space_ceiling import LENGTHS, measure, to_markdown
+
+    model_dir = build_random_model(tmp_path / "model", "tiny-bert", seed=0)
+    result = measure(model_dir, n=3, seed=0, calls=1, repeats=1)
+    assert result["windows"] >= 3 and result["engine_ms_per_window"]["median"] > 0
+    assert len(result["kernels"]) == 7 * len(LENGTHS) and all(k["seconds"] > 0 for k in result["kernels"])
+    assert result["engine_over_ceiling"] > 0 and result["ceiling_ms_per_window"] > 0
+    table = [line for line in to_markdown(result, "cmd").splitlines() if line.startswith("| projection") or line.startswith("| attention")]
+    assert len(table) == 7  # six projections (three shapes, int8 and float32) and attention

@@ -5,9 +5,10 @@ vectorised for the 32-wide heads of small encoders, and costs a third of a bf16 
 three matmuls and a softmax run the same step faster, until the batch's score matrices (batch x heads x
 length x length) outgrow the last-level cache and the fused kernel wins again (bench/results/cpu_step.md,
 the attention rows). A larger batch can still run as matmuls, a few reviews at a time, so that each chunk's
-scores (at most CHUNK_SHARE of the budget) stay in the cache through its forward and its backward (autograd runs each chunk's backward on that
-chunk's own tensors): that beat SDPA at 320-448 tokens on the EPYC (bench/NOTES.md, "Chunked matmul attention"),
-and SDPA's backward is what sets the pace of a step on an AMX host (issue #25). So the choice is made per call,
+scores (at most CHUNK_SHARE of the budget) stay in the cache through its forward and its backward (autograd
+runs each chunk's backward on that chunk's own tensors): that beat SDPA at every length from 320 to 512 tokens
+on the EPYC (bench/results/attention_budget_amd-epyc.md), and SDPA's backward is what sets the pace of a step
+on an AMX host (issue #25). So the choice is made per call,
 by size: the whole batch as matmuls while its scores fit a budget, in chunks of half of it while one review's
 scores are small enough for chunking to have won, SDPA beyond. Both limits are measured at start-up
 (`choose_by_measurement`: the kernels, forward and backward, on the run's own batch size, head shape, precision
@@ -205,8 +206,15 @@ def _size_where_sdpa_starts_winning(rows: list[dict[str, Any]], kernel: str, siz
 
 
 def budget_from_measurements(rows: list[dict[str, Any]]) -> float:
-    """The score size (MiB) up to which matmul attention on the whole batch ran faster at every measured length."""
-    return _size_where_sdpa_starts_winning(rows, "matmul_s", "scores_mib")
+    """The score size (MiB) up to which matmul attention on the whole batch ran faster at every measured length,
+    at most the last-level cache sysfs reports.
+
+    A budget past the cache is a measurement that caught the host quiet: on the 2-core EPYC, whole-batch matmul
+    at 320-480 tokens (38-84 MiB of scores against a 32 MiB cache) varied up to 2.5x between three start-up
+    measurements, one of which set a 90 MiB budget, while matmul in chunks of half the budget was faster than
+    whole-batch matmul's median at every such length (bench/results/attention_budget_amd-epyc.md). The cap is
+    no guard where sysfs reports a whole socket's cache (a shared Intel guest), but there it costs nothing."""
+    return min(_size_where_sdpa_starts_winning(rows, "matmul_s", "scores_mib"), last_level_cache_mib())
 
 
 def chunked_limit_from_measurements(rows: list[dict[str, Any]]) -> float:
