@@ -56,11 +56,11 @@ def projection_graph(rows: int, cols: int, folder: Path, int8: bool) -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(weight, "w")],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = folder / f"projection-{rows}x{cols}.onnx"
-    path.write_bytes(model.SerializeToString())
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     if not int8:
-        return path.read_bytes()
+        return model
+    path = folder / f"projection-{rows}x{cols}.onnx"  # the quantiser reads and writes files
+    path.write_bytes(model)
     quantize_dynamic(str(path), str(path.with_suffix(".int8.onnx")), weight_type=QuantType.QInt8, per_channel=True)
     return path.with_suffix(".int8.onnx").read_bytes()
 
